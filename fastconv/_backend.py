@@ -1,0 +1,75 @@
+"""Targets: where an op's arrays live decides which kernels run. The functional layer asks ``backend_for``
+and gets an object with the kernels and the few allocation helpers it needs."""
+import numpy as np
+
+from . import kernels as _kernels_pkg  # noqa: F401  (fastconv.kernels must be importable)
+from ._checks import is_device_array
+
+
+class CPUBackend:
+    """numpy arrays, kernels from fastconv.kernels.cpu."""
+
+    name = "cpu"
+
+    def __init__(self):
+        from .kernels import cpu
+
+        self.k = cpu
+
+    @staticmethod
+    def empty(shape, dtype):
+        return np.empty(shape, dtype)
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return np.zeros(shape, dtype)
+
+    @staticmethod
+    def contiguous(a):
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def pad(x, ph, pw):
+        """Zero-pad the two spatial axes of a contiguous NCHW array (no copy when there is no padding)."""
+        if ph == 0 and pw == 0:
+            return x
+        N, C, H, W = x.shape
+        xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), x.dtype)
+        xp[:, :, ph : ph + H, pw : pw + W] = x
+        return xp
+
+    @staticmethod
+    def flip_transpose(w):
+        """(K, C, R, S) -> (C, K, R, S) with both spatial axes reversed: the 180-degree-flipped kernel."""
+        return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+    @staticmethod
+    def minmax(a):
+        return int(a.min()), int(a.max())
+
+    @staticmethod
+    def flat(a):
+        return a.reshape(-1)
+
+
+_CPU = None
+
+
+def cpu():
+    global _CPU
+    if _CPU is None:
+        _CPU = CPUBackend()
+    return _CPU
+
+
+def backend_for(*arrays):
+    """The backend of the given arrays (None entries ignored); CPU and CUDA arrays may not be mixed."""
+    present = [a for a in arrays if a is not None]
+    on_device = [is_device_array(a) for a in present]
+    if any(on_device):
+        if not all(on_device):
+            raise TypeError("arrays must all be on the CPU (numpy) or all on the GPU (CUDA arrays), got a mix")
+        from . import cuda
+
+        return cuda.backend()
+    return cpu()

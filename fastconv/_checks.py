@@ -1,0 +1,98 @@
+"""Argument validation shared by the functional ops: every user mistake becomes a ValueError or TypeError
+whose message names the argument, what it got and what it needs."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def is_device_array(a):
+    """True for CUDA arrays (anything exposing ``__cuda_array_interface__``)."""
+    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+
+
+def float_array(name, a, ndim=None):
+    """Check that ``a`` is a float32/float64 array (numpy or CUDA) of rank ``ndim``; return it."""
+    if not (isinstance(a, np.ndarray) or is_device_array(a)):
+        raise TypeError(f"{name} must be a numpy or CUDA array of float32 or float64, got {type(a).__name__}")
+    dtype = np.dtype(a.dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {dtype}")
+    if ndim is not None and len(a.shape) != ndim:
+        raise ValueError(
+            f"{name} must be {ndim}-D ({_rank_hint(ndim)}), got {len(a.shape)}-D array of shape {tuple(a.shape)}"
+        )
+    return a
+
+
+def _rank_hint(ndim):
+    return {4: "N, C, H, W", 2: "N, features", 1: "length"}.get(ndim, f"{ndim} axes")
+
+
+def same_dtype(names, arrays):
+    """All arrays share one dtype, else TypeError naming them."""
+    dtypes = [np.dtype(a.dtype) for a in arrays]
+    if len(set(dtypes)) > 1:
+        got = ", ".join(f"{n} {d}" for n, d in zip(names, dtypes))
+        raise TypeError(f"arrays must share one dtype, got {got}")
+    return dtypes[0]
+
+
+def _int(name, v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return int(v)
+
+
+def pair(name, v, minimum):
+    """An int or an (h, w) pair of ints, each >= minimum, as a tuple of two ints."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w), got a sequence of length {len(v)}: {v!r}")
+        out = (_int(name, v[0]), _int(name, v[1]))
+    else:
+        out = (_int(name, v),) * 2
+    if min(out) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return out
+
+
+def shape4(name, shape):
+    """A 4-tuple of positive ints (an array shape given by the caller)."""
+    try:
+        t = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a shape (N, C, H, W), got {shape!r}") from None
+    if len(t) != 4:
+        raise ValueError(f"{name} must have 4 entries (N, C, H, W), got {len(t)}: {t!r}")
+    t = tuple(_int(name, d) for d in t)
+    if min(t) < 1:
+        raise ValueError(f"{name} entries must be >= 1, got {t!r}")
+    return t
+
+
+def out_size(size, pad, dil, k, stride):
+    """P = (H + 2*pad - dil*(k-1) - 1) // stride + 1."""
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def conv_out_hw(x_shape, w_shape, stride, padding, dilation, what="input"):
+    """Output (P, Q) of a convolution; ValueError if the (dilated) kernel does not fit the padded input."""
+    H, W = x_shape[2], x_shape[3]
+    R, S = w_shape[2], w_shape[3]
+    P = out_size(H, padding[0], dilation[0], R, stride[0])
+    Q = out_size(W, padding[1], dilation[1], S, stride[1])
+    if P < 1 or Q < 1:
+        raise ValueError(
+            f"kernel {R}x{S} with dilation {dilation} does not fit the padded {what} "
+            f"{H + 2 * padding[0]}x{W + 2 * padding[1]} (shape {tuple(x_shape)}, padding {padding}): "
+            f"output size would be {P}x{Q}, needs at least 1x1"
+        )
+    return P, Q
+
+
+def grad_shape(name, dy, expected):
+    """The delta must have the forward output's shape."""
+    if tuple(dy.shape) != tuple(expected):
+        raise ValueError(f"{name} must have the forward output's shape {tuple(expected)}, got {tuple(dy.shape)}")

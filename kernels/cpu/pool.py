@@ -1,0 +1,92 @@
+"""Pooling kernels. Max pooling records the flat index h*W + w of each window's winner inside its (n, c)
+plane; its backward routes the delta there. Average pooling counts padded zeros (divisor kh*kw).
+Each prange iteration owns one (n, c) plane, so overlapping windows accumulate without races.
+"""
+from numba import njit, prange
+
+from ..config import CPU_PARALLEL_JIT
+
+
+@njit(**CPU_PARALLEL_JIT)
+def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
+    """y = max over each window (padding is -inf); idx = flat index of the winner. NaN wins, like PyTorch."""
+    N, C, H, W = x.shape
+    P, Q = y.shape[2], y.shape[3]
+    for nc in prange(N * C):  # one (n, c) plane per iteration
+        n = nc // C
+        c = nc - n * C
+        for p in range(P):  # output rows
+            h0 = p * sh - ph
+            hs, he = max(h0, 0), min(h0 + kh, H)
+            for q in range(Q):  # output columns
+                w0 = q * sw - pw
+                ws, we = max(w0, 0), min(w0 + kw, W)
+                best = x[n, c, hs, ws]
+                bi = hs * W + ws
+                for h in range(hs, he):
+                    for wc in range(ws, we):
+                        v = x[n, c, h, wc]
+                        if not v <= best:  # larger, or NaN
+                            best = v
+                            bi = h * W + wc
+                y[n, c, p, q] = best
+                idx[n, c, p, q] = bi
+    return y
+
+
+@njit(**CPU_PARALLEL_JIT)
+def max_pool2d_backward(dy, idx, dx):
+    """dx (N, C, H*W), zeroed: dx[n, c, idx[n,c,p,q]] += dy[n,c,p,q]."""
+    N, C, P, Q = dy.shape
+    for nc in prange(N * C):  # one (n, c) plane per iteration
+        n = nc // C
+        c = nc - n * C
+        for p in range(P):
+            for q in range(Q):
+                dx[n, c, idx[n, c, p, q]] += dy[n, c, p, q]
+    return dx
+
+
+@njit(**CPU_PARALLEL_JIT)
+def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
+    """y = sum over each window's in-bounds inputs / (kh*kw) (padded zeros count in the divisor)."""
+    N, C, H, W = x.shape
+    P, Q = y.shape[2], y.shape[3]
+    for nc in prange(N * C):  # one (n, c) plane per iteration
+        n = nc // C
+        c = nc - n * C
+        for p in range(P):
+            h0 = p * sh - ph
+            hs, he = max(h0, 0), min(h0 + kh, H)
+            for q in range(Q):
+                w0 = q * sw - pw
+                ws, we = max(w0, 0), min(w0 + kw, W)
+                acc = 0.0  # float64 accumulator
+                for h in range(hs, he):
+                    for wc in range(ws, we):
+                        acc += x[n, c, h, wc]
+                y[n, c, p, q] = acc / (kh * kw)
+    return y
+
+
+@njit(**CPU_PARALLEL_JIT)
+def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
+    """dx, zeroed: each dy[n,c,p,q] / (kh*kw) is added to every in-bounds input of its window."""
+    N, C, P, Q = dy.shape
+    H, W = dx.shape[2], dx.shape[3]
+    for nc in prange(N * C):  # one (n, c) plane per iteration
+        n = nc // C
+        c = nc - n * C
+        for p in range(P):
+            h0 = p * sh - ph
+            hs, he = max(h0, 0), min(h0 + kh, H)
+            for q in range(Q):
+                w0 = q * sw - pw
+                ws, we = max(w0, 0), min(w0 + kw, W)
+                g = dy[n, c, p, q] / (kh * kw)
+                for h in range(hs, he):
+                    for wc in range(ws, we):
+                        dx[n, c, h, wc] += g
+    return dx
+
+

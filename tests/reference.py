@@ -1,0 +1,160 @@
+"""Slow references written straight from the equations in DESIGN.md: plain numpy loops, no cleverness.
+
+Indices follow the design: x[n, c, p*sh + r*dh - ph, q*sw + s*dw - pw] with zeros (conv, avg pool) or -inf
+(max pool) outside the input.
+"""
+import numpy as np
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def out_size(size, pad, dil, k, stride):
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    P, Q = out_size(H, ph, dh, R, sh), out_size(W, pw, dw, S, sw)
+    y = np.zeros((N, K, P, Q), x.dtype)
+    for p in range(P):
+        for q in range(Q):
+            for r in range(R):
+                for s in range(S):
+                    h, v = p * sh + r * dh - ph, q * sw + s * dw - pw
+                    if 0 <= h < H and 0 <= v < W:
+                        # sum over c of x[n, c, h, v] * w[k, c, r, s], for every n and k
+                        y[:, :, p, q] += x[:, :, h, v] @ w[:, :, r, s].T
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def conv2d_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1):
+    """dE/dx_{i,j} = sum_{r,s} delta_{i-r, j-s} w_{r,s}, generalised: the delta row feeding input row i through
+    kernel row r is p = (i + ph - r*dh) / sh, when that is a whole number inside the delta."""
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    N, C, H, W = x_shape
+    K, _, R, S = w.shape
+    P, Q = dy.shape[2:]
+    dx = np.zeros(x_shape, dy.dtype)
+    for i in range(H):
+        for j in range(W):
+            for r in range(R):
+                for s in range(S):
+                    tp, tq = i + ph - r * dh, j + pw - s * dw
+                    if tp % sh or tq % sw:
+                        continue
+                    p, q = tp // sh, tq // sw
+                    if 0 <= p < P and 0 <= q < Q:
+                        dx[:, :, i, j] += dy[:, :, p, q] @ w[:, :, r, s]
+    return dx
+
+
+def conv2d_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1):
+    """dE/dw_{r,s} = sum_{p,q} delta_{p,q} x_{p*sh + r*dh - ph, q*sw + s*dw - pw}, summed over the batch."""
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    _, _, H, W = x.shape
+    K, C, R, S = w_shape
+    P, Q = dy.shape[2:]
+    dwt = np.zeros(w_shape, dy.dtype)
+    for r in range(R):
+        for s in range(S):
+            for p in range(P):
+                for q in range(Q):
+                    h, v = p * sh + r * dh - ph, q * sw + s * dw - pw
+                    if 0 <= h < H and 0 <= v < W:
+                        dwt[:, :, r, s] += dy[:, :, p, q].T @ x[:, :, h, v]
+    return dwt
+
+
+def conv2d_backward_bias(dy):
+    return dy.sum(axis=(0, 2, 3))
+
+
+def _windows(H, W, kernel_size, stride, padding):
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride if stride is not None else kernel_size)
+    ph, pw = _pair(padding)
+    P, Q = out_size(H, ph, 1, kh, sh), out_size(W, pw, 1, kw, sw)
+    for p in range(P):
+        for q in range(Q):
+            cells = [
+                (h, v)
+                for h in range(p * sh - ph, p * sh - ph + kh)
+                for v in range(q * sw - pw, q * sw - pw + kw)
+                if 0 <= h < H and 0 <= v < W
+            ]
+            yield p, q, P, Q, cells, kh * kw
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    N, C, H, W = x.shape
+    wins = list(_windows(H, W, kernel_size, stride, padding))
+    P, Q = wins[0][2], wins[0][3]
+    y = np.zeros((N, C, P, Q), x.dtype)
+    idx = np.zeros((N, C, P, Q), np.int64)
+    for n in range(N):
+        for c in range(C):
+            for p, q, _, _, cells, _ in wins:
+                vals = [x[n, c, h, v] for h, v in cells]
+                best = int(np.argmax(vals))
+                y[n, c, p, q] = vals[best]
+                idx[n, c, p, q] = cells[best][0] * W + cells[best][1]
+    return y, idx
+
+
+def max_pool2d_backward(dy, idx, x_shape):
+    N, C, H, W = x_shape
+    dx = np.zeros(x_shape, dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for p in range(dy.shape[2]):
+                for q in range(dy.shape[3]):
+                    f = idx[n, c, p, q]
+                    dx[n, c, f // W, f % W] += dy[n, c, p, q]
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    N, C, H, W = x.shape
+    wins = list(_windows(H, W, kernel_size, stride, padding))
+    y = np.zeros((N, C, wins[0][2], wins[0][3]), x.dtype)
+    for p, q, _, _, cells, area in wins:
+        y[:, :, p, q] = sum(x[:, :, h, v] for h, v in cells) / area
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
+    dx = np.zeros(x_shape, dy.dtype)
+    for p, q, _, _, cells, area in _windows(x_shape[2], x_shape[3], kernel_size, stride, padding):
+        for h, v in cells:
+            dx[:, :, h, v] += dy[:, :, p, q] / area
+    return dx
+
+
+def relu(x):
+    return np.where(x > 0, x, 0).astype(x.dtype)
+
+
+def relu_backward(dy, x):
+    return np.where(x > 0, dy, 0).astype(dy.dtype)
+
+
+def numeric_grad(f, x, dy, eps=1e-6):
+    """Central finite differences of L(x) = sum(f(x) * dy) with respect to x (float64)."""
+    x = np.array(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        hi = np.sum(f(x) * dy)
+        flat[i] = old - eps
+        lo = np.sum(f(x) * dy)
+        flat[i] = old
+        gflat[i] = (hi - lo) / (2 * eps)
+    return g

@@ -1,0 +1,72 @@
+"""conv2d forward, dX, dW and db against the references and against finite differences."""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import fastconv as fc
+from helpers import check_conv, check_conv_fd
+from reference import out_size
+
+small = st.integers(1, 3)
+pairs = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))  # noqa: E731
+
+
+def _as_pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+@given(
+    N=small, C=small, K=small, H=st.integers(1, 9), W=st.integers(1, 9), R=st.integers(1, 4), S=st.integers(1, 4),
+    stride=pairs(1, 3), padding=pairs(0, 2), dilation=pairs(1, 2),
+    dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_conv_matches_reference(N, C, K, H, W, R, S, stride, padding, dilation, dtype, bias, seed):
+    (sh, sw), (ph, pw), (dh, dw) = _as_pair(stride), _as_pair(padding), _as_pair(dilation)
+    assume(out_size(H, ph, dh, R, sh) >= 1 and out_size(W, pw, dw, S, sw) >= 1)
+    check_conv(np.random.default_rng(seed), N, C, K, H, W, R, S, stride, padding, dilation, dtype, bias)
+
+
+@pytest.mark.parametrize(
+    "shape, kw",
+    [
+        ((2, 2, 3, 6, 7, 3, 2), dict()),
+        ((2, 2, 3, 7, 7, 3, 3), dict(stride=2, padding=1)),
+        ((1, 3, 2, 8, 9, 2, 3), dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1))),
+        ((2, 1, 2, 9, 8, 3, 3), dict(dilation=2, padding=2)),
+        ((1, 2, 2, 6, 6, 3, 3), dict(stride=3, padding=2)),  # padding rows that no output reaches
+    ],
+)
+def test_conv_gradients_match_finite_differences(rng, shape, kw):
+    check_conv_fd(rng, *shape, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lenet_shapes(rng, dtype):
+    check_conv(rng, 4, 1, 6, 28, 28, 5, 5, 1, 2, 1, dtype)
+    check_conv(rng, 4, 6, 16, 14, 14, 5, 5, 1, 0, 1, dtype)
+
+
+def test_non_contiguous_inputs(rng):
+    x = rng.standard_normal((2, 8, 3, 9)).transpose(0, 2, 3, 1)  # (2, 3, 9, 8), not C-contiguous
+    w = rng.standard_normal((3, 4, 3, 3))[:, ::-1].transpose(1, 0, 2, 3)  # (4, 3, 3, 3), strided
+    assert not x.flags.c_contiguous and not w.flags.c_contiguous
+    y = fc.conv2d(x, w, padding=1)
+    np.testing.assert_allclose(y, fc.conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w), padding=1))
+    dy = rng.standard_normal(y.shape)[:, :, ::-1]
+    np.testing.assert_allclose(
+        fc.conv2d_backward_weight(dy, x, w.shape, padding=1),
+        fc.conv2d_backward_weight(np.ascontiguousarray(dy), np.ascontiguousarray(x), w.shape, padding=1),
+    )
+
+
+def test_conv2d_of_a_known_case():
+    """A 3x3 input correlated with a 2x2 kernel, worked by hand."""
+    x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)  # [[0,1,2],[3,4,5],[6,7,8]]
+    w = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    y = fc.conv2d(x, w, np.array([0.5]))
+    # top-left: 0*1 + 1*2 + 3*3 + 4*4 = 27
+    np.testing.assert_array_equal(y[0, 0], [[27.5, 37.5], [57.5, 67.5]])
+    dx = fc.conv2d_backward_input(np.ones((1, 1, 2, 2)), w, x.shape)
+    # full convolution of a 2x2 block of ones with the flipped kernel
+    np.testing.assert_array_equal(dx[0, 0], [[1, 3, 2], [4, 10, 6], [3, 7, 4]])

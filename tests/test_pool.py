@@ -1,0 +1,92 @@
+"""Max and average pooling (and ReLU) against the references and finite differences."""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import fastconv as fc
+import reference as ref
+from helpers import assert_close_fd, distinct, tol
+from reference import numeric_grad, out_size
+
+pairs = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))  # noqa: E731
+
+
+def _as_pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+pool_cases = dict(
+    N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(1, 9), W=st.integers(1, 9), k=pairs(1, 4),
+    stride=st.one_of(st.none(), pairs(1, 3)), padding=pairs(0, 2),
+    dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16),
+)
+
+
+def _valid(H, W, k, stride, padding):
+    (kh, kw), (ph, pw) = _as_pair(k), _as_pair(padding)
+    sh, sw = _as_pair(k if stride is None else stride)
+    return 2 * ph <= kh and 2 * pw <= kw and out_size(H, ph, 1, kh, sh) >= 1 and out_size(W, pw, 1, kw, sw) >= 1
+
+
+@given(**pool_cases)
+def test_max_pool_matches_reference(N, C, H, W, k, stride, padding, dtype, seed):
+    assume(_valid(H, W, k, stride, padding))
+    rng = np.random.default_rng(seed)
+    x = distinct(rng, (N, C, H, W), dtype)
+    y, idx = fc.max_pool2d(x, k, stride, padding)
+    y_ref, idx_ref = ref.max_pool2d(x, k, stride, padding)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert idx.dtype == np.int64
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(fc.max_pool2d_backward(dy, idx, x.shape), ref.max_pool2d_backward(dy, idx_ref, x.shape), **tol(dtype))
+
+
+@given(**pool_cases)
+def test_avg_pool_matches_reference(N, C, H, W, k, stride, padding, dtype, seed):
+    assume(_valid(H, W, k, stride, padding))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    y = fc.avg_pool2d(x, k, stride, padding)
+    np.testing.assert_allclose(y, ref.avg_pool2d(x, k, stride, padding), **tol(dtype))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(
+        fc.avg_pool2d_backward(dy, x.shape, k, stride, padding), ref.avg_pool2d_backward(dy, x.shape, k, stride, padding), **tol(dtype)
+    )
+
+
+@pytest.mark.parametrize(
+    "k, stride, padding",
+    [(2, None, 0), (3, 2, 1), (3, 1, 0), ((3, 2), (1, 2), (1, 1)), (4, 2, 2)],  # overlapping windows and padding
+)
+def test_pool_gradients_match_finite_differences(rng, k, stride, padding):
+    x = distinct(rng, (2, 2, 7, 6))
+    y, idx = fc.max_pool2d(x, k, stride, padding)
+    dy = rng.standard_normal(y.shape)
+    # eps well below the gap between distinct values keeps every winner in place
+    num = numeric_grad(lambda t: fc.max_pool2d(t, k, stride, padding)[0], x, dy, eps=1e-7)
+    assert_close_fd(fc.max_pool2d_backward(dy, idx, x.shape), num)
+    dy = rng.standard_normal(fc.avg_pool2d(x, k, stride, padding).shape)
+    num = numeric_grad(lambda t: fc.avg_pool2d(t, k, stride, padding), x, dy)
+    assert_close_fd(fc.avg_pool2d_backward(dy, x.shape, k, stride, padding), num)
+
+
+def test_overlapping_max_pool_accumulates_at_the_shared_winner():
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 5.0  # the centre wins all four 2x2 windows of stride 1
+    y, idx = fc.max_pool2d(x, 2, 1)
+    assert (idx == 4).all() and (y == 5).all()
+    dx = fc.max_pool2d_backward(np.arange(1.0, 5.0).reshape(1, 1, 2, 2), idx, x.shape)
+    assert dx[0, 0, 1, 1] == 10.0 and dx.sum() == 10.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_and_its_gradient(rng, dtype):
+    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    x[np.abs(x) < 0.05] = 0.5  # away from the kink
+    np.testing.assert_array_equal(fc.relu(x), ref.relu(x))
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(fc.relu_backward(dy, x), ref.relu_backward(dy, x))
+    if dtype == np.float64:
+        assert_close_fd(fc.relu_backward(dy, x), numeric_grad(fc.relu, x, dy))
