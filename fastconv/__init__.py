@@ -6,31 +6,8 @@ float64; layers live in :mod:`fastconv.nn`, optimizers in :mod:`fastconv.optim`,
 """
 __version__ = "0.1.0"
 
-from .functional import (  # noqa: E402
-    avg_pool2d,
-    avg_pool2d_backward,
-    conv2d,
-    conv2d_backward_bias,
-    conv2d_backward_input,
-    conv2d_backward_weight,
-    max_pool2d,
-    max_pool2d_backward,
-    relu,
-    relu_backward,
-)
+from . import functional  # noqa: E402
+from .functional import *  # noqa: E402,F401,F403
 from .threads import get_num_threads, set_num_threads  # noqa: E402
 
-__all__ = [
-    "avg_pool2d",
-    "avg_pool2d_backward",
-    "conv2d",
-    "conv2d_backward_bias",
-    "conv2d_backward_input",
-    "conv2d_backward_weight",
-    "get_num_threads",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "relu",
-    "relu_backward",
-    "set_num_threads",
-]
+__all__ = [*functional.__all__, "get_num_threads", "set_num_threads"]

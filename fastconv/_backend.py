@@ -44,6 +44,14 @@ class CPUBackend:
         return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
 
     @staticmethod
+    def asarray(a):
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def mean(a):
+        return float(np.mean(a))
+
+    @staticmethod
     def minmax(a):
         return int(a.min()), int(a.max())
 

@@ -3,7 +3,19 @@ from .. import config as _config
 
 _config.apply_threading_layer()
 
-from .activation import relu_backward, relu_forward  # noqa: E402
+from .dense import linear_backward_input, linear_backward_weight, linear_forward  # noqa: E402
+from .elementwise import (  # noqa: E402
+    adam_update,
+    relu_backward,
+    relu_forward,
+    sgd_update,
+    sigmoid_backward,
+    sigmoid_forward,
+    sum_rows,
+    tanh_backward,
+    tanh_forward,
+)
+from .loss import softmax_cross_entropy  # noqa: E402
 from .conv import (  # noqa: E402
     conv2d_backward_bias,
     conv2d_backward_weight,
@@ -18,14 +30,25 @@ from .pool import (  # noqa: E402
 )
 
 __all__ = [
+    "adam_update",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "conv2d_backward_bias",
     "conv2d_backward_weight",
     "conv2d_forward",
     "dilate_pad",
+    "linear_backward_input",
+    "linear_backward_weight",
+    "linear_forward",
     "max_pool2d_backward",
     "max_pool2d_forward",
     "relu_backward",
     "relu_forward",
+    "sgd_update",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "softmax_cross_entropy",
+    "sum_rows",
+    "tanh_backward",
+    "tanh_forward",
 ]

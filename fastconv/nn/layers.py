@@ -1,0 +1,197 @@
+"""Layers: thin wrappers that keep what backward needs and call the functional ops."""
+import numpy as np
+
+from .. import functional as F
+from .._checks import is_device_array, pair
+from . import init
+from .module import Module, Parameter
+
+
+def _rng_arg(rng):
+    return init.generator(rng)
+
+
+class Conv2D(Module):
+    """2-D convolution over NCHW input; weight (out_channels, in_channels, kh, kw), bias (out_channels,)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+                 *, dtype=np.float32, rng=None):
+        super().__init__()
+        kh, kw = pair("kernel_size", kernel_size, 1)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        if self.in_channels < 1 or self.out_channels < 1:
+            raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels} and {out_channels}")
+        self.kernel_size = (kh, kw)
+        self.stride = pair("stride", stride, 1)
+        self.padding = pair("padding", padding, 0)
+        self.dilation = pair("dilation", dilation, 1)
+        g = _rng_arg(rng)
+        fan_in = self.in_channels * kh * kw
+        self.weight = Parameter(init.uniform_fan_in(g, (self.out_channels, self.in_channels, kh, kw), fan_in, dtype))
+        self.bias = Parameter(init.uniform_fan_in(g, (self.out_channels,), fan_in, dtype)) if bias else None
+        self._x = None
+
+    def _kw(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+
+    def forward(self, x):
+        self._x = x
+        return F.conv2d(x, self.weight.data, None if self.bias is None else self.bias.data, **self._kw())
+
+    def backward(self, dy):
+        x = self._x
+        self.weight.accumulate(F.conv2d_backward_weight(dy, x, self.weight.shape, **self._kw()))
+        if self.bias is not None:
+            self.bias.accumulate(F.conv2d_backward_bias(dy))
+        return F.conv2d_backward_input(dy, self.weight.data, x.shape, **self._kw())
+
+    def config(self):
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
+                    stride=self.stride, padding=self.padding, dilation=self.dilation, bias=self.bias is not None)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class Linear(Module):
+    """Fully connected layer on (N, in_features); weight (out_features, in_features), bias (out_features,)."""
+
+    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        if self.in_features < 1 or self.out_features < 1:
+            raise ValueError(f"in_features and out_features must be >= 1, got {in_features} and {out_features}")
+        g = _rng_arg(rng)
+        self.weight = Parameter(init.uniform_fan_in(g, (self.out_features, self.in_features), self.in_features, dtype))
+        self.bias = Parameter(init.uniform_fan_in(g, (self.out_features,), self.in_features, dtype)) if bias else None
+        self._x = None
+
+    def forward(self, x):
+        self._x = x
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, dy):
+        self.weight.accumulate(F.linear_backward_weight(dy, self._x))
+        if self.bias is not None:
+            self.bias.accumulate(F.linear_backward_bias(dy))
+        return F.linear_backward_input(dy, self.weight.data)
+
+    def config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class _Pool(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = pair("kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else pair("stride", stride, 1)
+        self.padding = pair("padding", padding, 0)
+        self._x_shape = None
+
+    def config(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2D(_Pool):
+    """Max pooling; keeps the winners' indices for backward."""
+
+    def forward(self, x):
+        self._x_shape = tuple(x.shape)
+        y, self._indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return y
+
+    def backward(self, dy):
+        return F.max_pool2d_backward(dy, self._indices, self._x_shape)
+
+
+class AvgPool2D(_Pool):
+    """Average pooling (padded zeros count in the divisor)."""
+
+    def forward(self, x):
+        self._x_shape = tuple(x.shape)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def backward(self, dy):
+        return F.avg_pool2d_backward(dy, self._x_shape, self.kernel_size, self.stride, self.padding)
+
+
+class ReLU(Module):
+    def forward(self, x):
+        self._x = x
+        return F.relu(x)
+
+    def backward(self, dy):
+        return F.relu_backward(dy, self._x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        self._y = F.tanh(x)
+        return self._y
+
+    def backward(self, dy):
+        return F.tanh_backward(dy, self._y)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        self._y = F.sigmoid(x)
+        return self._y
+
+    def backward(self, dy):
+        return F.sigmoid_backward(dy, self._y)
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, prod(...))."""
+
+    def forward(self, x):
+        self._shape = tuple(x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+
+class Dropout(Module):
+    """Zeroes each input with probability p in training and scales the rest by 1/(1-p); identity in eval."""
+
+    def __init__(self, p=0.5, *, rng=None):
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self._rng = _rng_arg(rng)
+        self._mask = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        if is_device_array(x):
+            from .. import cuda
+
+            return cuda.dropout_forward(self, x)
+        keep = self._rng.random(x.shape) >= self.p
+        self._mask = (keep / (1.0 - self.p)).astype(x.dtype)
+        return x * self._mask
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def config(self):
+        return dict(p=self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
