@@ -188,3 +188,57 @@ def load(name="digits"):
     if name == "mnist":
         return load_mnist_dir(download_mnist())
     return load_mnist_dir(name)
+
+
+def prepare_image(path):
+    """An image file (PNG/JPEG/... via Pillow, or .npy) as a uint8 28x28 MNIST-style digit.
+
+    A 28x28 grayscale image is taken as it is (inverted first if its background is light). Anything else is
+    prepared the way MNIST was: grayscale, a light digit on a dark background, cropped to the digit, scaled so
+    its longer side is 20 pixels, and placed in a 28x28 frame with its centre of mass at the centre.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            a = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path} is not a readable .npy array: {e}") from None
+        if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+            a = a[..., :3].mean(axis=2) if a.shape[2] > 1 else a[..., 0]
+        if a.ndim != 2 or a.dtype.kind not in "uif" or min(a.shape) < 1:
+            raise ValueError(f"{path} must hold a 2-D grayscale image (H, W), got {a.dtype} {a.shape}")
+        a = a.astype(np.float64)
+        if a.max() <= 1.0:
+            a = a * 255.0
+        gray = np.clip(a, 0, 255)
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                gray = np.asarray(im.convert("L"), np.float64)
+        except (UnidentifiedImageError, OSError) as e:
+            raise ValueError(f"{path} is not an image Pillow can read: {e}") from None
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # dark digit on a light background: invert to MNIST's polarity
+        gray = 255.0 - gray
+    if gray.shape == (28, 28):
+        return gray.round().astype(np.uint8)
+    ink = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros(gray.shape, bool)
+    if gray.max() < 30 or not ink.any():
+        raise ValueError(f"{path} looks blank: no digit stands out from the background")
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    from PIL import Image
+
+    scale = 20.0 / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize((w, h), Image.LANCZOS), np.float64)
+    frame = np.zeros((28, 28))
+    mass = small.sum()
+    cy = (small.sum(1) @ np.arange(h)) / mass if mass else h / 2
+    cx = (small.sum(0) @ np.arange(w)) / mass if mass else w / 2
+    top = int(np.clip(round(14 - cy), 0, 28 - h))
+    left = int(np.clip(round(14 - cx), 0, 28 - w))
+    frame[top : top + h, left : left + w] = small
+    return np.clip(frame, 0, 255).round().astype(np.uint8)

@@ -1,0 +1,129 @@
+"""``fastconv train | evaluate | predict | bench | info``."""
+import argparse
+import sys
+
+import numpy as np
+
+
+_TRAIN_OPTIONS = ("model", "data", "epochs", "batch_size", "lr", "schedule", "optimizer", "momentum", "weight_decay",
+                  "seed", "threads", "augment", "out", "device")
+
+
+def _train(args):
+    from dataclasses import asdict
+
+    from . import checkpoint
+    from .train import TrainConfig, train
+
+    given = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+    base = asdict(TrainConfig())
+    if args.resume:  # continue with the run's own settings; options given now override them
+        stored = checkpoint.load(args.resume).position.get("config", {})
+        base.update({k: v for k, v in stored.items() if k in base})
+    base.update(given, resume=args.resume or "", progress=not args.no_progress)
+    cfg = TrainConfig(**base)
+    result = train(cfg)
+    if result.interrupted:
+        print(f"resume with: fastconv train --resume {result.out}/last.npz")
+        return 130
+    print(f"best test accuracy: {100 * result.best_accuracy:.1f}% (checkpoint {result.out}/best.npz)")
+    print(f"metrics: {result.out}/metrics.json, {result.out}/metrics.csv; curves: {result.out}/curves.png")
+    print(f"test accuracy: {100 * result.test_accuracy:.1f}%")
+    return 0
+
+
+def _evaluate(args):
+    from . import checkpoint, data
+    from .train import evaluate
+
+    model = checkpoint.load(args.checkpoint).model
+    split = data.load(args.data)
+    loss, acc, preds = evaluate(model, split.x_test, split.y_test)
+    cm = np.zeros((10, 10), np.int64)
+    np.add.at(cm, (split.y_test, preds), 1)
+    print(f"{len(split.y_test)} test images from {split.name}; loss {loss:.4f}")
+    print("confusion matrix (rows: true digit, columns: predicted)")
+    print("      " + " ".join(f"{c:5d}" for c in range(10)))
+    for r in range(10):
+        print(f"{r:5d} " + " ".join(f"{v:5d}" for v in cm[r]))
+    print(f"test accuracy: {100 * acc:.2f}%")
+    return 0
+
+
+def _predict(args):
+    from . import checkpoint, data
+
+    model = checkpoint.load(args.checkpoint).model.eval()
+    status = 0
+    for path in args.images:
+        try:
+            img = data.prepare_image(path)
+        except (ValueError, OSError) as e:
+            print(f"{path}: cannot predict: {e}", file=sys.stderr)
+            status = 1
+            continue
+        logits = model(data.to_input(img[None])).astype(np.float64)[0]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        d = int(np.argmax(p))
+        print(f"{path}: {d} (probability {p[d]:.3f})")
+    return status
+
+
+def _info(args):
+    from .info import collect
+
+    for k, v in collect().items():
+        print(f"{k:22s} {v}")
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="fastconv", description="A small CNN engine: train and use digit classifiers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model (default: LeNet-5 on the bundled digits)")
+    t.add_argument("--model", help="default lenet5")
+    t.add_argument("--data", help="'digits' (bundled 5k, default), 'mnist' (download) or an IDX directory")
+    t.add_argument("--epochs", type=int, help="default 20")
+    t.add_argument("--batch-size", type=int, help="default 64")
+    t.add_argument("--lr", type=float, help="peak learning rate, default 3e-3")
+    t.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], help="default onecycle")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], help="default adam")
+    t.add_argument("--momentum", type=float, help="for sgd, default 0.9")
+    t.add_argument("--weight-decay", type=float, help="default 0")
+    t.add_argument("--seed", type=int, help="default 0")
+    t.add_argument("--threads", type=int, help="CPU threads (default 0: all cores)")
+    t.add_argument("--augment", type=int, help="random shifts of up to N pixels (default 2; 0: none)")
+    t.add_argument("--out", help="output directory, default runs/lenet5")
+    t.add_argument("--resume", default="", help="checkpoint to resume from (out/last.npz)")
+    t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--data", default="digits")
+    e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("predict", help="classify images (PNG/JPEG or .npy)")
+    r.add_argument("checkpoint")
+    r.add_argument("images", nargs="+")
+    r.set_defaults(func=_predict)
+
+    i = sub.add_parser("info", help="versions, threading, CUDA and cache")
+    i.set_defaults(func=_info)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, ModuleNotFoundError, RuntimeError, FloatingPointError) as e:
+        print(f"fastconv {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
