@@ -29,3 +29,14 @@ def test_functional_api_is_re_exported():
 
     for name in functional.__all__:
         assert getattr(fastconv, name) is getattr(functional, name)
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject.toml lists packages by hand (kernels/ is mapped to fastconv.kernels): none may be missing."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"fastconv." + str(p.parent.relative_to(ROOT / "fastconv")).replace("/", ".") for p in (ROOT / "fastconv").rglob("__init__.py")}
+    found |= {"fastconv." + str(p.parent.relative_to(ROOT)).replace("/", ".") for p in (ROOT / "kernels").rglob("__init__.py")}
+    found = {f.replace("fastconv..", "fastconv.").rstrip(".") for f in found}
+    assert found <= listed, found - listed
