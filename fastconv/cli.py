@@ -78,6 +78,14 @@ def _info(args):
     return 0
 
 
+def _bench(args):
+    from .benchmarks.harness import main
+
+    main(quick=args.quick, threads=args.threads, out=args.out, with_torch=not args.no_torch, startup=not args.no_startup,
+         only=args.cases)
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="fastconv", description="A small CNN engine: train and use digit classifiers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +118,15 @@ def build_parser():
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="+")
     r.set_defaults(func=_predict)
+
+    b = sub.add_parser("bench", help="time every kernel and LeNet-5 against im2col+BLAS and PyTorch")
+    b.add_argument("--quick", action="store_true", help="shorter timings")
+    b.add_argument("--threads", type=int, default=0, help="threads for every engine (0: all cores)")
+    b.add_argument("--out", default="bench", help="folder for bench.json and bench.md")
+    b.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    b.add_argument("--no-startup", action="store_true", help="skip the fresh-process start-up timings")
+    b.add_argument("--cases", nargs="*", help="only the cases whose names contain one of these words")
+    b.set_defaults(func=_bench)
 
     i = sub.add_parser("info", help="versions, threading, CUDA and cache")
     i.set_defaults(func=_info)

@@ -142,3 +142,13 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, small):
     assert main(["train", "--resume", str(out / "last.npz"), "--epochs", str(pos["epoch"] + 1), "--no-progress"]) == 0
     rows = json.loads((out / "metrics.json").read_text())
     assert [r["epoch"] for r in rows] == list(range(1, pos["epoch"] + 2))
+
+
+def test_cli_bench_writes_its_table(tmp_path, capsys):
+    assert main(["bench", "--quick", "--no-startup", "--cases", "lenet_c2", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["pass"] for r in report["kernels"]} == {"forward", "dx", "dw"}
+    assert report["sgemm_gflops"] > 0 and all(r["gflops"] > 0 for r in report["kernels"])
+    assert "im2col" in report["engines"] and all("im2col" in r["ratio"] for r in report["kernels"])
+    md = (tmp_path / "bench.md").read_text()
+    assert "| lenet_c2 | forward |" in md and "SGEMM" in md

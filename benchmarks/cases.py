@@ -1,0 +1,64 @@
+"""The benchmark shapes (float32), as the benchmark issue lists them."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    name: str
+    N: int
+    C: int
+    K: int
+    H: int
+    W: int
+    R: int
+    S: int
+    stride: int = 1
+    padding: int = 0
+
+    @property
+    def out(self):
+        P = (self.H + 2 * self.padding - self.R) // self.stride + 1
+        Q = (self.W + 2 * self.padding - self.S) // self.stride + 1
+        return P, Q
+
+    @property
+    def flops(self):
+        """Multiply-adds times two; the same for forward, dX and dW."""
+        P, Q = self.out
+        return 2 * self.N * self.K * P * Q * self.C * self.R * self.S
+
+    def __str__(self):
+        return f"{self.name} (N={self.N}, {self.C}->{self.K}, {self.R}x{self.S}, {self.H}x{self.W}, s{self.stride} p{self.padding})"
+
+
+@dataclass(frozen=True)
+class PoolCase:
+    name: str
+    N: int
+    C: int
+    H: int
+    W: int
+    k: int
+    s: int
+
+    def __str__(self):
+        return f"{self.name} (N={self.N}, C={self.C}, {self.H}x{self.W}, {self.k}x{self.k} s{self.s})"
+
+
+CONV = [
+    ConvCase("lenet_c1", 64, 1, 6, 28, 28, 5, 5, 1, 2),
+    ConvCase("lenet_c2", 64, 6, 16, 14, 14, 5, 5),
+    ConvCase("mid", 32, 32, 64, 28, 28, 3, 3, 1, 1),
+    ConvCase("vgg", 8, 64, 64, 56, 56, 3, 3, 1, 1),
+    ConvCase("stem", 16, 3, 32, 64, 64, 7, 7, 2, 3),
+]
+
+POOL = [
+    PoolCase("lenet_2x2", 64, 6, 28, 28, 2, 2),
+    PoolCase("lenet_3x3s2", 64, 6, 28, 28, 3, 2),
+    PoolCase("mid_2x2", 32, 64, 28, 28, 2, 2),
+    PoolCase("mid_3x3s2", 32, 64, 28, 28, 3, 2),
+]
+
+CONV_PASSES = ("forward", "dx", "dw")
+POOL_PASSES = ("max_forward", "max_backward", "avg_forward", "avg_backward")

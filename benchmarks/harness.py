@@ -1,0 +1,230 @@
+"""``fastconv bench``: time every kernel and the LeNet-5 step against the peers, side by side in one process,
+and write the table as text, JSON and markdown.
+
+Times are medians of repeated calls after warm-up calls (so JIT compilation is never timed). GFLOP/s counts
+2*N*K*P*Q*C*R*S for each conv pass. "x SGEMM" is the fraction of numpy's SGEMM rate measured in the same run
+with the same thread count; "vs PEER" is the peer's median time divided by fastconv's (above 1: fastconv is
+faster).
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import cases, peers
+
+
+def median_ms(fn, min_time=0.5, min_reps=5, max_reps=200, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < max_reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def sgemm_gflops(n=2048, min_time=1.0):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
+    return 2 * n**3 / (median_ms(lambda: a @ b, min_time) / 1000) / 1e9
+
+
+def blas_info():
+    """Which BLAS library and kernel numpy used, and the OpenBLAS variables that steer it."""
+    info = {"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE")}
+    try:
+        from threadpoolctl import threadpool_info
+
+        for lib in threadpool_info():
+            if lib.get("user_api") == "blas":
+                info.update(library=lib.get("internal_api"), version=lib.get("version"),
+                            kernel=lib.get("architecture"), threads=lib.get("num_threads"))
+                break
+    except ImportError:
+        info["library"] = "unknown (install threadpoolctl)"
+    return info
+
+
+def lenet_throughput(batch, train, engine, min_time):
+    """Images per second of a LeNet-5 training step (Adam) or an inference pass, fastconv or torch."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    if engine == "fastconv":
+        from fastconv import nn, optim
+        from fastconv.models import lenet5
+
+        nn.manual_seed(0)
+        model, crit = lenet5(), nn.CrossEntropyLoss()
+        opt = optim.Adam(model.parameters())
+
+        def step():
+            model.zero_grad()
+            crit(model(x), y)
+            model.backward(crit.backward())
+            opt.step()
+
+        fn = step if train else (lambda: model.eval()(x))
+    else:
+        import torch
+
+        T = torch.nn
+        model = T.Sequential(T.Conv2d(1, 6, 5, padding=2), T.ReLU(), T.MaxPool2d(2), T.Conv2d(6, 16, 5), T.ReLU(),
+                             T.MaxPool2d(2), T.Flatten(), T.Linear(400, 120), T.ReLU(), T.Linear(120, 84), T.ReLU(),
+                             T.Linear(84, 10))
+        opt = torch.optim.Adam(model.parameters())
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(tx), ty).backward()
+            opt.step()
+
+        def infer():
+            with torch.no_grad():
+                model.eval()(tx)
+
+        fn = step if train else infer
+    return batch / (median_ms(fn, min_time) / 1000)
+
+
+STARTUP = """
+import time; t0 = time.perf_counter()
+import numpy as np
+from fastconv import nn, optim
+from fastconv.models import lenet5
+model, crit = lenet5(), nn.CrossEntropyLoss()
+opt = optim.Adam(model.parameters())
+x = np.zeros((64, 1, 28, 28), np.float32)
+crit(model(x), np.zeros(64, np.int64)); model.backward(crit.backward()); opt.step()
+print(time.perf_counter() - t0)
+"""
+
+
+def startup_seconds():
+    """Seconds from a fresh interpreter to its first finished LeNet-5 training step: empty, then warm cache.
+    (Interpreter start-up itself, about 0.05 s, is not included.)"""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("empty_cache", "warm_cache"):
+            r = subprocess.run([sys.executable, "-c", STARTUP], env=env, capture_output=True, text=True, check=True)
+            out[label] = float(r.stdout.split()[-1])
+    return out
+
+
+def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log=print):
+    threads = threads or os.cpu_count()
+    limiter = peers.set_threads(threads)
+    min_time = 0.2 if quick else 1.0
+    engines = peers.engines(with_torch)
+    names = [e.name for e in engines]
+    report = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "threads": threads, "python": sys.version.split()[0],
+                    "numpy": np.__version__, "blas": blas_info()},
+        "engines": names,
+        "sgemm_gflops": sgemm_gflops(1024 if quick else 2048, min_time),
+        "kernels": [],
+        "lenet": [],
+    }
+    try:
+        import numba
+
+        report["machine"]["numba"] = numba.__version__
+        if "torch" in names:
+            import torch
+
+            report["machine"]["torch"] = torch.__version__
+    except ImportError:
+        pass
+    log(f"SGEMM: {report['sgemm_gflops']:.1f} GFLOP/s with {threads} threads ({report['machine']['blas']})")
+    work = [(c, p, "conv") for c in cases.CONV for p in cases.CONV_PASSES]
+    work += [(c, p, "pool") for c in cases.POOL for p in cases.POOL_PASSES]
+    if only:
+        work = [w for w in work if any(o in w[0].name for o in only)]
+    for case, which, kind in work:
+        row = {"case": case.name, "pass": which, "shape": str(case), "ms": {}}
+        ref = None
+        for e in engines:
+            fn = getattr(e, kind)(case, which)
+            result = fn()
+            if ref is None:
+                ref = result
+            else:
+                peers.assert_same(result, ref, f"{e.name} {case.name} {which}")
+            row["ms"][e.name] = median_ms(fn, min_time)
+        ms = row["ms"]["fastconv"]
+        if kind == "conv":
+            row["gflops"] = case.flops / (ms / 1000) / 1e9
+            row["sgemm_fraction"] = row["gflops"] / report["sgemm_gflops"]
+        row["ratio"] = {n: row["ms"][n] / ms for n in names[1:]}
+        report["kernels"].append(row)
+        log(_row_text(row, names))
+    lenet_work = [(64, True), (256, True), (256, False)]
+    for batch, train in lenet_work:
+        row = {"batch": batch, "mode": "train step" if train else "inference",
+               "images_per_second": {e: lenet_throughput(batch, train, e, min_time) for e in names if e != "im2col"}}
+        report["lenet"].append(row)
+        log(f"lenet5 {row['mode']} batch {batch}: " + ", ".join(f"{k} {v:,.0f} img/s" for k, v in row["images_per_second"].items()))
+    if startup:
+        report["startup_seconds"] = startup_seconds()
+        log(f"first LeNet-5 training step of a fresh process: {report['startup_seconds']}")
+    if limiter is not None:
+        limiter.restore_original_limits()
+    return report
+
+
+def _row_text(row, names):
+    g = f"{row['gflops']:7.1f}" if "gflops" in row else "      -"
+    f = f"{row['sgemm_fraction']:6.2f}" if "sgemm_fraction" in row else "     -"
+    ratios = "  ".join(f"{row['ratio'][n]:6.2f}" for n in names[1:])
+    return f"{row['case']:12s} {row['pass']:13s} {row['ms']['fastconv']:9.3f} {g} {f}  {ratios}"
+
+
+def markdown(report):
+    names = report["engines"]
+    m = report["machine"]
+    lines = [
+        f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['threads']} threads for every engine; Python {m['python']}, "
+        f"numpy {m['numpy']}, numba {m.get('numba')}" + (f", torch {m['torch']}" if "torch" in m else "") + ".",
+        f"BLAS: {m['blas']}. numpy SGEMM: **{report['sgemm_gflops']:.1f} GFLOP/s**.",
+        "",
+        "| case | pass | fastconv ms | GFLOP/s | x SGEMM | " + " | ".join(f"vs {n}" for n in names[1:]) + " |",
+        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " |",
+    ]
+    for r in report["kernels"]:
+        g = f"{r['gflops']:.1f}" if "gflops" in r else "-"
+        f = f"{r['sgemm_fraction']:.2f}" if "sgemm_fraction" in r else "-"
+        lines.append(f"| {r['case']} | {r['pass']} | {r['ms']['fastconv']:.3f} | {g} | {f} | "
+                     + " | ".join(f"{r['ratio'][n]:.2f}" for n in names[1:]) + " |")
+    lines += ["", "| LeNet-5 | batch | " + " | ".join(f"{n} img/s" for n in names if n != "im2col") + " |",
+              "| --- | ---: | " + " | ".join("---:" for n in names if n != "im2col") + " |"]
+    for r in report["lenet"]:
+        lines.append(f"| {r['mode']} | {r['batch']} | " + " | ".join(f"{v:,.0f}" for v in r["images_per_second"].values()) + " |")
+    if "startup_seconds" in report:
+        s = report["startup_seconds"]
+        lines += ["", f"First LeNet-5 training step of a fresh process: {s['empty_cache']:.1f} s with an empty Numba "
+                      f"cache, {s['warm_cache']:.2f} s with a warm one."]
+    return "\n".join(lines) + "\n"
+
+
+def main(quick=False, threads=None, out="bench", with_torch=True, startup=True, only=None):
+    names = ["fastconv"] + [e.name for e in peers.engines(with_torch)][1:]
+    print(f"{'case':12s} {'pass':13s} {'ms':>9s} {'GFLOP/s':>7s} {'xSGEMM':>6s}  " + "  ".join(f"{'vs ' + n:>6s}" for n in names[1:]))
+    report = run(quick, threads, with_torch, startup, only)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=1))
+    (out / "bench.md").write_text(markdown(report))
+    print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    return report
