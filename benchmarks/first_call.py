@@ -35,7 +35,8 @@ t = time.perf_counter(); {call}; print(time.perf_counter() - t)
 
 def first_call(call, cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", SETUP.format(call=call)], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", SETUP.format(call=call)], env=env, cwd=cache_dir, capture_output=True,
+                         text=True)
     if out.returncode:
         raise RuntimeError(out.stderr)
     return float(out.stdout.split()[-1])

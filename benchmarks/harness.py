@@ -117,7 +117,8 @@ def startup_seconds():
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("empty_cache", "warm_cache"):
-            r = subprocess.run([sys.executable, "-c", STARTUP], env=env, capture_output=True, text=True, check=True)
+            r = subprocess.run([sys.executable, "-c", STARTUP], env=env, cwd=cache, capture_output=True, text=True,
+                               check=True)
             out[label] = float(r.stdout.split()[-1])
     return out
 

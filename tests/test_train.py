@@ -127,13 +127,15 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, small):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "fastconv", "train", "--data", str(mnist), "--epochs", "200", "--out", str(out),
            "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    seen = []
     for line in proc.stdout:  # wait until an epoch has finished
+        seen.append(line)
         if line.startswith("epoch"):
             break
     proc.send_signal(signal.SIGINT)
-    rest = proc.stdout.read()
+    rest = "".join(seen) + proc.stdout.read()
     assert proc.wait(timeout=120) == 130, rest
     assert "interrupted: saved a resumable checkpoint" in rest
     pos = checkpoint.load(out / "last.npz").position
