@@ -64,7 +64,7 @@ def lenet_throughput(batch, train, engine, min_time):
         from fastconv.models import lenet5
 
         nn.manual_seed(0)
-        model, crit = lenet5(), nn.CrossEntropyLoss()
+        model, crit = lenet5().set_input_grad(False), nn.CrossEntropyLoss()  # like torch: no grad for the images
         opt = optim.Adam(model.parameters())
 
         def step():

@@ -39,9 +39,18 @@ class CPUBackend:
         return xp
 
     @staticmethod
-    def flip_transpose(w):
-        """(K, C, R, S) -> (C, K, R, S) with both spatial axes reversed: the 180-degree-flipped kernel."""
-        return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    def weight_matrix(w, flip=False):
+        """(K, C, R, S) -> (K, C*R*S) rows, zero-padded to the kernels' reduction multiple. With ``flip``, the
+        180-degree-flipped, channel-transposed kernel (C, K, R, S) instead: the one dX correlates with."""
+        from .kernels.cpu.conv import padded
+
+        if flip:
+            w = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        rows = w.shape[0]
+        crs = w.shape[1] * w.shape[2] * w.shape[3]
+        w2 = np.zeros((rows, padded(crs)), w.dtype)
+        w2[:, :crs] = w.reshape(rows, crs)
+        return w2
 
     @staticmethod
     def asarray(a):

@@ -77,7 +77,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _relu=False
     xp = be.pad(be.contiguous(x), ph, pw)
     b = be.zeros((K,), dtype) if bias is None else be.contiguous(bias)
     y = be.empty((x.shape[0], K, P, Q), dtype)
-    be.k.conv2d_forward(xp, be.contiguous(weight), b, y, sh, sw, dh, dw, bool(_relu))
+    R, S = weight.shape[2:]
+    be.k.conv2d_forward(xp, be.weight_matrix(weight), b, y, R, S, sh, sw, dh, dw, bool(_relu))
     return y
 
 
@@ -117,7 +118,7 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
     z = be.zeros((N, K, H + eh, W + ew), dtype)
     be.k.dilate_pad(be.contiguous(dy), z, sh, sw, eh - ph, ew - pw)
     dx = be.empty((N, C, H, W), dtype)
-    be.k.conv2d_forward(z, be.flip_transpose(be.contiguous(weight)), be.zeros((C,), dtype), dx, 1, 1, dh, dw, False)
+    be.k.conv2d_forward(z, be.weight_matrix(weight, flip=True), be.zeros((C,), dtype), dx, R, S, 1, 1, dh, dw, False)
     return dx
 
 
@@ -146,9 +147,10 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1)
     grad_shape("dy", dy, (x.shape[0], weight_shape[0], P, Q))
     be = backend_for(dy, x)
     xp = be.pad(be.contiguous(x), ph, pw)
-    dwt = be.zeros(weight_shape, dtype)
-    be.k.conv2d_backward_weight(xp, be.contiguous(dy), dwt, sh, sw, dh, dw)
-    return dwt
+    K, C, R, S = weight_shape
+    dw2 = be.zeros((K, C * R * S), dtype)
+    be.k.conv2d_backward_weight(xp, be.contiguous(dy), dw2, R, S, sh, sw, dh, dw)
+    return dw2.reshape(weight_shape)
 
 
 def conv2d_backward_bias(dy):

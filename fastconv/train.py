@@ -175,6 +175,7 @@ def train(cfg, split=None, log=print):
     if cfg.device == "cuda":
         model.to("cuda")
         opt = _rebind(opt, model)
+    model.set_input_grad(False)  # the images need no gradient: skip the first layer's dX
     crit = nn.CrossEntropyLoss()
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
 

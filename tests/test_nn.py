@@ -195,3 +195,19 @@ def test_module_train_eval_propagates():
     m.train()
     assert m[1][0].training
     assert [k for k, _ in m.named_parameters()] == ["0.weight", "0.bias"]
+
+
+def test_set_input_grad_skips_only_the_first_layers_dx(rng):
+    nn.manual_seed(4)
+    a, b = lenet5(), lenet5()
+    b.load_state_dict(a.state_dict())
+    b.set_input_grad(False)
+    assert not b[0].input_grad and b[3].input_grad
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    crit = nn.CrossEntropyLoss()
+    for m in (a, b):
+        crit(m(x), [1, 2])
+        dx = m.backward(crit.backward())
+    assert dx is None
+    for (k, p), q in zip(a.named_parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=k)

@@ -43,6 +43,8 @@ class Conv2D(Module):
         self.weight.accumulate(F.conv2d_backward_weight(dy, x, self.weight.shape, **self._kw()))
         if self.bias is not None:
             self.bias.accumulate(F.conv2d_backward_bias(dy))
+        if not self.input_grad:
+            return None
         return F.conv2d_backward_input(dy, self.weight.data, x.shape, **self._kw())
 
     def config(self):
@@ -79,6 +81,8 @@ class Linear(Module):
         self.weight.accumulate(F.linear_backward_weight(dy, self._x))
         if self.bias is not None:
             self.bias.accumulate(F.linear_backward_bias(dy))
+        if not self.input_grad:
+            return None
         return F.linear_backward_input(dy, self.weight.data)
 
     def config(self):

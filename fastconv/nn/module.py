@@ -40,6 +40,7 @@ class Module:
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_children", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "input_grad", True)
 
     def __setattr__(self, name, value):
         if isinstance(value, Parameter):
@@ -140,6 +141,12 @@ class Module:
             p.grad = None if p.grad is None else convert(p.grad)
         return self
 
+    def set_input_grad(self, flag):
+        """Whether ``backward`` must return dx. A network's first layer rarely needs it (its input is data):
+        with False, layers that can skip that work (Conv2D, Linear) return None instead."""
+        object.__setattr__(self, "input_grad", bool(flag))
+        return self
+
     def extra_repr(self):
         return ""
 
@@ -168,6 +175,13 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._children.values())
+
+    def set_input_grad(self, flag):
+        """Passed on to the first child, the only one whose dx is the network's dx."""
+        super().set_input_grad(flag)
+        if self._children:
+            self[0].set_input_grad(flag)
+        return self
 
     def forward(self, x):
         for m in self._children.values():

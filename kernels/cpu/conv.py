@@ -1,67 +1,129 @@
 """conv2d kernels: forward (cross-correlation), weight gradient, bias gradient, and the delta spreading that
 turns the input gradient into a forward pass (full convolution with the 180-degree-flipped kernel).
 
+Both products pack a tile of input patches into a small buffer whose rows are contiguous along the reduction
+axis, then run the register-blocked micro-kernel of ``gemm``:
+
+- forward: for a tile of TILE output positions, col[j, crs] = xp[n, c, p*sh + r*dh, q*sw + s*dw]; then
+  y[n, k, pos] = bias[k] + W[k, :] . col[j, :] (reduction over C*R*S).
+- dW: for a tile of positions, colT[crs, j] (the same patches, transposed) and dyT[k, j]; then
+  dW[k, crs] += dyT[k, :] . colT[crs, :] (reduction over positions).
+
+Reduction axes are zero-padded to a multiple of PAD so the vectorised loop never falls into a scalar tail.
 No checking here: shapes, dtypes and contiguity are the caller's contract (fastconv.functional).
-Every prange iteration writes only the output plane or weight slice it owns.
 """
+import numpy as np
 from numba import njit, prange
 
-from ..config import CPU_PARALLEL_JIT
+from ..config import CPU_JIT, CPU_PARALLEL_JIT
+from .gemm import block_nt
+
+TILE = 64  # output positions per packed tile (forward)
+TILE_W = 64  # positions per tile in dW: the length of its reductions
+PAD = 16  # reduction axes are padded to a multiple of this (one zmm register of float32)
+CHUNKS = 64  # forward work is dealt out in at most this many chunks (one scratch buffer each)
+GROUPS = 8  # dW sums the batch in this many fixed groups, then adds the groups in order (deterministic)
+
+
+def padded(n):
+    return -(-n // PAD) * PAD
+
+
+@njit(**CPU_JIT)
+def _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col):
+    """col[j, (c*R + r)*S + s] = xp[n, c, p*sh + r*dh, q*sw + s*dw] for positions pos0 + j = p*Q + q."""
+    C = xp.shape[1]
+    for j in range(npos):
+        p = (pos0 + j) // Q
+        q = (pos0 + j) - p * Q
+        i = 0
+        for c in range(C):
+            for r in range(R):
+                row = xp[n, c, p * sh + r * dh]
+                for s in range(S):
+                    col[j, i] = row[q * sw + s * dw]
+                    i += 1
 
 
 @njit(**CPU_PARALLEL_JIT)
-def conv2d_forward(xp, w, bias, y, sh, sw, dh, dw, relu):
-    """y[n,k,p,q] = bias[k] + sum_{c,r,s} w[k,c,r,s] * xp[n,c,p*sh+r*dh, q*sw+s*dw]; xp is pre-padded.
+def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
+    """y (N, K, P*Q) = bias + w2 (K, CRSp) @ patches of the pre-padded xp; w2 is zero beyond C*R*S.
 
     With ``relu`` the result is clamped at zero (fused epilogue).
     """
-    N, C = xp.shape[0], xp.shape[1]
-    K, R, S = w.shape[0], w.shape[2], w.shape[3]
+    N = xp.shape[0]
+    K, CRSp = w2.shape
     P, Q = y.shape[2], y.shape[3]
-    for nk in prange(N * K):  # one (n, k) output plane per iteration
-        n = nk // K
-        k = nk - n * K
-        b = bias[k]
-        for p in range(P):  # output rows
-            yrow = y[n, k, p]
-            for q in range(Q):
-                yrow[q] = b
-            for c in range(C):  # input channels
-                for r in range(R):  # kernel rows
-                    xrow = xp[n, c, p * sh + r * dh]
-                    for s in range(S):  # kernel columns
-                        wv = w[k, c, r, s]
-                        off = s * dw
-                        for q in range(Q):  # output columns: contiguous when sw == 1
-                            yrow[q] += wv * xrow[off + q * sw]
-            if relu:
-                for q in range(Q):
-                    if yrow[q] < 0:
-                        yrow[q] = 0
+    PQ = P * Q
+    yf = y.reshape(N, K, PQ)
+    tiles = (PQ + TILE - 1) // TILE
+    work = N * tiles
+    chunks = min(work, CHUNKS)
+    z = np.zeros(1, y.dtype)[0]
+    for ch in prange(chunks):  # each chunk owns the output tiles it packs
+        col = np.zeros((TILE, CRSp), xp.dtype)  # columns past C*R*S stay zero
+        out = np.empty((K, TILE), y.dtype)
+        for it in range(ch * work // chunks, (ch + 1) * work // chunks):
+            n = it // tiles
+            pos0 = (it - n * tiles) * TILE
+            npos = min(TILE, PQ - pos0)
+            _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col)
+            block_nt(w2, col[:npos], CRSp, out, z)
+            for k in range(K):  # epilogue: bias, optional ReLU, store
+                b = bias[k]
+                for j in range(npos):
+                    v = out[k, j] + b
+                    if relu and v < 0:
+                        v = z
+                    yf[n, k, pos0 + j] = v
     return y
 
 
 @njit(**CPU_PARALLEL_JIT)
-def conv2d_backward_weight(xp, dy, dwt, sh, sw, dh, dw):
-    """dwt[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * xp[n,c,p*sh+r*dh, q*sw+s*dw]; dwt arrives zeroed."""
+def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
+    """dw2 (K, C*R*S) = sum over n and positions of dy[n, k, pos] * patch[n, pos, crs].
+
+    The batch is split into GROUPS fixed groups, each summed in its own buffer by one iteration, and the
+    groups are added in order, so the result does not depend on the thread count and is the same every run.
+    """
     N, C = xp.shape[0], xp.shape[1]
-    K, R, S = dwt.shape[0], dwt.shape[2], dwt.shape[3]
+    K = dy.shape[1]
     P, Q = dy.shape[2], dy.shape[3]
-    for kc in prange(K * C):  # one (k, c) kernel slice per iteration: the batch sum stays in one thread
-        k = kc // C
-        c = kc - k * C
-        for r in range(R):
-            for s in range(S):
-                acc = dwt[k, c, r, s]  # a zero of the output dtype
-                off = s * dw
-                for n in range(N):
-                    for p in range(P):
-                        xrow = xp[n, c, p * sh + r * dh]
-                        dyrow = dy[n, k, p]
-                        for q in range(Q):  # output columns
-                            acc += dyrow[q] * xrow[off + q * sw]
-                dwt[k, c, r, s] = acc
-    return dwt
+    PQ = P * Q
+    CRS = C * R * S
+    G = min(N, GROUPS)
+    partial = np.zeros((G, K, CRS), dw2.dtype)
+    z = np.zeros(1, dw2.dtype)[0]
+    tiles = (PQ + TILE_W - 1) // TILE_W
+    for g in prange(G):  # group g owns partial[g]
+        colT = np.zeros((CRS, TILE_W), xp.dtype)  # positions past the tile's end stay zero
+        dyT = np.zeros((K, TILE_W), dy.dtype)
+        acc = np.empty((K, CRS), dw2.dtype)
+        col = np.empty((TILE_W, CRS), xp.dtype)
+        for n in range(g * N // G, (g + 1) * N // G):
+            for t in range(tiles):
+                pos0 = t * TILE_W
+                npos = min(TILE_W, PQ - pos0)
+                _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col)
+                for j in range(npos):
+                    for i in range(CRS):
+                        colT[i, j] = col[j, i]
+                    for k in range(K):
+                        dyT[k, j] = dy[n, k, (pos0 + j) // Q, (pos0 + j) % Q]
+                for j in range(npos, TILE_W):  # a short last tile: clear what the previous tile left
+                    for i in range(CRS):
+                        colT[i, j] = z
+                    for k in range(K):
+                        dyT[k, j] = z
+                block_nt(dyT, colT, TILE_W, acc, z)
+                for k in range(K):
+                    for i in range(CRS):
+                        partial[g, k, i] += acc[k, i]
+    for g in range(G):  # fixed order
+        for k in range(K):
+            for i in range(CRS):
+                dw2[k, i] += partial[g, k, i]
+    return dw2
 
 
 @njit(**CPU_PARALLEL_JIT)

@@ -1,0 +1,104 @@
+"""Register-blocked dot-product micro-kernels, and C = A @ B.T built on them.
+
+Every product in fastconv reduces along a contiguous axis of both operands (a row of packed patches against a
+row of weights, a row of deltas against a row of transposed inputs). ``dot4x4`` keeps sixteen accumulators for
+a 4x4 block of C; LLVM vectorises its loop along the shared axis (``vfmadd`` on ``zmm``/``ymm``), so each
+element loaded feeds four FMAs. Edges of C that do not fill a 4x4 block use ``dot``.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..config import CPU_JIT, CPU_PARALLEL_JIT
+
+_INLINE = dict(CPU_JIT, inline="always")
+
+
+@njit(**_INLINE)
+def dot(a, b, n, acc):
+    """acc + sum_i a[i] * b[i] over i < n."""
+    for i in range(n):
+        acc += a[i] * b[i]
+    return acc
+
+
+@njit(**_INLINE)
+def dot4x4(a0, a1, a2, a3, b0, b1, b2, b3, n, z):
+    """The 4x4 block of sums sum_i a_r[i] * b_c[i], row-major, as a 16-tuple; z is a zero of the dtype."""
+    c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = z
+    c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = z
+    for i in range(n):  # the shared axis: contiguous in all eight rows
+        x0, x1, x2, x3 = b0[i], b1[i], b2[i], b3[i]
+        w = a0[i]
+        c00 += w * x0
+        c01 += w * x1
+        c02 += w * x2
+        c03 += w * x3
+        w = a1[i]
+        c10 += w * x0
+        c11 += w * x1
+        c12 += w * x2
+        c13 += w * x3
+        w = a2[i]
+        c20 += w * x0
+        c21 += w * x1
+        c22 += w * x2
+        c23 += w * x3
+        w = a3[i]
+        c30 += w * x0
+        c31 += w * x1
+        c32 += w * x2
+        c33 += w * x3
+    return (c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33)
+
+
+@njit(**_INLINE)
+def dot1x4(a, b0, b1, b2, b3, n, z):
+    """(sum_i a[i]*b0[i], ..., sum_i a[i]*b3[i]): one row against four, for the rows a 4x4 block leaves over."""
+    c0 = c1 = c2 = c3 = z
+    for i in range(n):
+        w = a[i]
+        c0 += w * b0[i]
+        c1 += w * b1[i]
+        c2 += w * b2[i]
+        c3 += w * b3[i]
+    return c0, c1, c2, c3
+
+
+@njit(**_INLINE)
+def block_nt(A, B, n, out, z):
+    """out[i, j] = sum_{l < n} A[i, l] * B[j, l] for every row i of A and j of B (out is written, not added to).
+
+    4x4 blocks go through dot4x4, rows left over through dot1x4, the last corner through dot.
+    """
+    M, N = A.shape[0], B.shape[0]
+    M4, N4 = M - M % 4, N - N % 4
+    for i in range(0, M4, 4):
+        for j in range(0, N4, 4):
+            t = dot4x4(A[i], A[i + 1], A[i + 2], A[i + 3], B[j], B[j + 1], B[j + 2], B[j + 3], n, z)
+            for a in range(4):
+                for b in range(4):
+                    out[i + a, j + b] = t[4 * a + b]
+        for j in range(N4, N):
+            for a in range(4):
+                out[i + a, j] = dot(A[i + a], B[j], n, z)
+    for i in range(M4, M):
+        for j in range(0, N4, 4):
+            out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = dot1x4(A[i], B[j], B[j + 1], B[j + 2], B[j + 3], n, z)
+        for j in range(N4, N):
+            out[i, j] = dot(A[i], B[j], n, z)
+
+
+@njit(**CPU_PARALLEL_JIT)
+def gemm_nt(A, B, bias, C):
+    """C[i, j] = bias[j] + sum_l A[i, l] * B[j, l]; parallel over blocks of four rows of C."""
+    M, L = A.shape
+    N = B.shape[0]
+    z = np.zeros(1, C.dtype)[0]
+    for ib in prange((M + 3) // 4):  # each iteration owns rows 4*ib .. 4*ib+3 of C
+        i0 = 4 * ib
+        i1 = min(i0 + 4, M)
+        block_nt(A[i0:i1], B, L, C[i0:i1], z)
+        for i in range(i0, i1):
+            for j in range(N):
+                C[i, j] += bias[j]
+    return C
