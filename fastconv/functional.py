@@ -9,6 +9,8 @@ import numpy as np
 from ._backend import backend_for
 from ._checks import conv_out_hw, float_array, grad_shape, pair, same_dtype, shape4
 
+DIRECT_MAX_CHANNELS = 8  # below this many output channels, stride-1 convolutions skip packing
+
 __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
@@ -77,9 +79,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _relu=False
     xp = be.pad(be.contiguous(x), ph, pw)
     b = be.zeros((K,), dtype) if bias is None else be.contiguous(bias)
     y = be.empty((x.shape[0], K, P, Q), dtype)
+    return _forward(be, xp, weight, b, y, (sh, sw), (dh, dw), bool(_relu))
+
+
+def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False):
+    """Run the forward kernel that suits the shape: the unpacked one for stride 1 and few output channels
+    (packing would cost more than the arithmetic), the packed, register-blocked one otherwise."""
+    K = weight.shape[1] if flip else weight.shape[0]
     R, S = weight.shape[2:]
-    be.k.conv2d_forward(xp, be.weight_matrix(weight), b, y, R, S, sh, sw, dh, dw, bool(_relu))
-    return y
+    if stride == (1, 1) and K < DIRECT_MAX_CHANNELS:
+        w = be.contiguous(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)) if flip else be.contiguous(weight)
+        return be.k.conv2d_forward_direct(xp, w, b, y, dilation[0], dilation[1], relu)
+    return be.k.conv2d_forward(xp, be.weight_matrix(weight, flip), b, y, R, S, *stride, *dilation, relu)
 
 
 def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
@@ -118,8 +129,7 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
     z = be.zeros((N, K, H + eh, W + ew), dtype)
     be.k.dilate_pad(be.contiguous(dy), z, sh, sw, eh - ph, ew - pw)
     dx = be.empty((N, C, H, W), dtype)
-    be.k.conv2d_forward(z, be.weight_matrix(weight, flip=True), be.zeros((C,), dtype), dx, R, S, 1, 1, dh, dw, False)
-    return dx
+    return _forward(be, z, weight, be.zeros((C,), dtype), dx, (1, 1), (dh, dw), False, flip=True)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1):
@@ -147,6 +157,8 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1)
     grad_shape("dy", dy, (x.shape[0], weight_shape[0], P, Q))
     be = backend_for(dy, x)
     xp = be.pad(be.contiguous(x), ph, pw)
+    if (sh, sw) == (1, 1):
+        return be.k.conv2d_backward_weight_direct(xp, be.contiguous(dy), be.zeros(weight_shape, dtype), dh, dw)
     K, C, R, S = weight_shape
     dw2 = be.zeros((K, C * R * S), dtype)
     be.k.conv2d_backward_weight(xp, be.contiguous(dy), dw2, R, S, sh, sw, dh, dw)

@@ -19,7 +19,9 @@ from .loss import softmax_cross_entropy  # noqa: E402
 from .conv import (  # noqa: E402
     conv2d_backward_bias,
     conv2d_backward_weight,
+    conv2d_backward_weight_direct,
     conv2d_forward,
+    conv2d_forward_direct,
     dilate_pad,
 )
 from .pool import (  # noqa: E402
@@ -35,7 +37,9 @@ __all__ = [
     "avg_pool2d_forward",
     "conv2d_backward_bias",
     "conv2d_backward_weight",
+    "conv2d_backward_weight_direct",
     "conv2d_forward",
+    "conv2d_forward_direct",
     "dilate_pad",
     "linear_backward_input",
     "linear_backward_weight",

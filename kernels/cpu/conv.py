@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..config import CPU_JIT, CPU_PARALLEL_JIT
-from .gemm import block_nt
+from .gemm import block_nt, dot, dot1x4, dot4x4
 
 TILE = 64  # output positions per packed tile (forward)
 TILE_W = 64  # positions per tile in dW: the length of its reductions
@@ -80,6 +80,44 @@ def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
 
 
 @njit(**CPU_PARALLEL_JIT)
+def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
+    """Stride-1 forward without packing, for few output channels (where packing would cost more than the
+    arithmetic): each (n, k) plane is accumulated on the padded width, so that every kernel tap (r, s) is one
+    long contiguous axpy, acc[t] += w[k,c,r,s] * xp_flat[n, c, t + r*dh*Wp + s*dw]; the columns past Q are
+    dropped at the end.
+    """
+    N, C, Hp, Wp = xp.shape
+    K, R, S = w.shape[0], w.shape[2], w.shape[3]
+    P, Q = y.shape[2], y.shape[3]
+    L = (P - 1) * Wp + Q  # the wide positions that hold outputs
+    xf = xp.reshape(N, C, Hp * Wp)
+    z = np.zeros(1, y.dtype)[0]
+    for nk in prange(N * K):  # one (n, k) output plane per iteration
+        n = nk // K
+        k = nk - n * K
+        acc = np.empty(L, y.dtype)
+        b = bias[k]
+        for t in range(L):
+            acc[t] = b
+        for c in range(C):
+            plane = xf[n, c]
+            for r in range(R):
+                for s in range(S):
+                    wv = w[k, c, r, s]
+                    off = r * dh * Wp + s * dw
+                    src = plane[off : off + L]  # a slice, so the loop index needs no wraparound check
+                    for t in range(L):  # contiguous in acc and in the input plane
+                        acc[t] += wv * src[t]
+        for p in range(P):
+            for q in range(Q):
+                v = acc[p * Wp + q]
+                if relu and v < 0:
+                    v = z
+                y[n, k, p, q] = v
+    return y
+
+
+@njit(**CPU_PARALLEL_JIT)
 def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
     """dw2 (K, C*R*S) = sum over n and positions of dy[n, k, pos] * patch[n, pos, crs].
 
@@ -124,6 +162,66 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
             for i in range(CRS):
                 dw2[k, i] += partial[g, k, i]
     return dw2
+
+
+@njit(**CPU_PARALLEL_JIT)
+def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw):
+    """Stride-1 dW without packing. The delta of image n is laid on the padded width (zeros past column Q),
+    dyw[k, p*Wp + q] = dy[n, k, p, q]; then every tap is one long contiguous dot product,
+    dwt[k, c, r, s] += dyw[k, :] . xp_flat[n, c, r*dh*Wp + s*dw :][:L], four channels by four taps at a time.
+
+    The batch is summed in GROUPS fixed groups, each in its own buffer, added in order: deterministic.
+    """
+    N, C, Hp, Wp = xp.shape
+    K, R, S = dwt.shape[0], dwt.shape[2], dwt.shape[3]
+    P, Q = dy.shape[2], dy.shape[3]
+    L = (P - 1) * Wp + Q
+    T = R * S
+    T4, K4 = T - T % 4, K - K % 4
+    xf = xp.reshape(N, C, Hp * Wp)
+    G = min(N, GROUPS)
+    partial = np.zeros((G, K, C, T), dwt.dtype)
+    z = np.zeros(1, dwt.dtype)[0]
+    offs = np.empty(T, np.int64)
+    for r in range(R):
+        for s in range(S):
+            offs[r * S + s] = r * dh * Wp + s * dw
+    for g in prange(G):  # group g owns partial[g]
+        dyw = np.zeros((K, L), dy.dtype)  # the junk columns stay zero
+        for n in range(g * N // G, (g + 1) * N // G):
+            for k in range(K):
+                for p in range(P):
+                    for q in range(Q):
+                        dyw[k, p * Wp + q] = dy[n, k, p, q]
+            for c in range(C):
+                pl = xf[n, c]
+                for t in range(0, T4, 4):  # four taps at a time
+                    b0 = pl[offs[t] : offs[t] + L]
+                    b1 = pl[offs[t + 1] : offs[t + 1] + L]
+                    b2 = pl[offs[t + 2] : offs[t + 2] + L]
+                    b3 = pl[offs[t + 3] : offs[t + 3] + L]
+                    for k in range(0, K4, 4):
+                        v = dot4x4(dyw[k], dyw[k + 1], dyw[k + 2], dyw[k + 3], b0, b1, b2, b3, L, z)
+                        for a in range(4):
+                            for b in range(4):
+                                partial[g, k + a, c, t + b] += v[4 * a + b]
+                    for k in range(K4, K):
+                        v0, v1, v2, v3 = dot1x4(dyw[k], b0, b1, b2, b3, L, z)
+                        partial[g, k, c, t] += v0
+                        partial[g, k, c, t + 1] += v1
+                        partial[g, k, c, t + 2] += v2
+                        partial[g, k, c, t + 3] += v3
+                for t in range(T4, T):
+                    bt = pl[offs[t] : offs[t] + L]
+                    for k in range(K):
+                        partial[g, k, c, t] += dot(dyw[k], bt, L, z)
+    dwf = dwt.reshape(K, C, T)
+    for g in range(G):  # fixed order
+        for k in range(K):
+            for c in range(C):
+                for t in range(T):
+                    dwf[k, c, t] += partial[g, k, c, t]
+    return dwt
 
 
 @njit(**CPU_PARALLEL_JIT)
