@@ -34,9 +34,10 @@ class Conv2D(Module):
     def _kw(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """With ``relu``, the ReLU that follows is fused into the kernel's epilogue (Sequential does this)."""
         self._x = x
-        return F.conv2d(x, self.weight.data, None if self.bias is None else self.bias.data, **self._kw())
+        return F.conv2d(x, self.weight.data, None if self.bias is None else self.bias.data, **self._kw(), _relu=relu)
 
     def backward(self, dy):
         x = self._x
@@ -134,6 +135,10 @@ class ReLU(Module):
     def forward(self, x):
         self._x = x
         return F.relu(x)
+
+    def keep_for_backward(self, y):
+        """Take the ReLU's output, computed elsewhere (fused into a conv), as what backward needs."""
+        self._x = y
 
     def backward(self, dy):
         return F.relu_backward(dy, self._x)

@@ -157,6 +157,12 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+def _fusable(m, nxt):
+    from .layers import Conv2D, ReLU
+
+    return type(m) is Conv2D and type(nxt) is ReLU
+
+
 class Sequential(Module):
     """Modules applied in order; children are named "0", "1", ... as in PyTorch."""
 
@@ -184,8 +190,18 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for m in self._children.values():
-            x = m(x)
+        children = list(self._children.values())
+        i = 0
+        while i < len(children):
+            m = children[i]
+            nxt = children[i + 1] if i + 1 < len(children) else None
+            if _fusable(m, nxt):  # Conv2D then ReLU: one pass, the ReLU in the conv's epilogue
+                x = m.forward(x, relu=True)
+                nxt.keep_for_backward(x)  # relu(y) > 0 exactly where y > 0: its backward needs no more
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def backward(self, dy):
