@@ -61,6 +61,12 @@ class CPUBackend:
         return float(np.mean(a))
 
     @staticmethod
+    def probably_finite(a):
+        """True when every entry is finite (the sum is; a huge finite sum only costs the slower path)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bool(np.isfinite(np.sum(a)))
+
+    @staticmethod
     def minmax(a):
         return int(a.min()), int(a.max())
 

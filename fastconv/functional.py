@@ -157,7 +157,10 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1)
     grad_shape("dy", dy, (x.shape[0], weight_shape[0], P, Q))
     be = backend_for(dy, x)
     xp = be.pad(be.contiguous(x), ph, pw)
-    if (sh, sw) == (1, 1):
+    # The unpacked stride-1 kernel multiplies the zero columns of its widened delta by real inputs: exact for
+    # finite inputs, but 0 * Inf would be NaN. Inputs with Inf or NaN take the packed kernel, which pairs only
+    # the terms of the sum.
+    if (sh, sw) == (1, 1) and be.probably_finite(xp):
         return be.k.conv2d_backward_weight_direct(xp, be.contiguous(dy), be.zeros(weight_shape, dtype), dh, dw)
     K, C, R, S = weight_shape
     dw2 = be.zeros((K, C * R * S), dtype)

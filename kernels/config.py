@@ -15,8 +15,42 @@ TILE = 16
 # Default thread count for the CPU target: None means Numba's default (all cores).
 DEFAULT_THREADS = None
 
-CPU_JIT = dict(nogil=True, cache=CACHE, fastmath=set(FASTMATH))
-CPU_PARALLEL_JIT = dict(CPU_JIT, parallel=True)
+
+
+def cpu_kernel(fn=None, *, parallel=True, inline=False):
+    """Compile ``fn`` for the CPU with fastconv's flags (nogil, FASTMATH, on-disk cache, ``parallel`` for
+    prange kernels, ``inline`` for micro-kernels). Where no cache directory is writable (a read-only install
+    with an unwritable home), Numba refuses ``cache=True``: the kernel is then compiled without the on-disk
+    cache, with one warning, instead of failing the import."""
+
+    def wrap(f):
+        import numba
+
+        opts = dict(nogil=True, fastmath=set(FASTMATH), parallel=parallel, cache=CACHE)
+        if inline:
+            opts["inline"] = "always"
+        try:
+            return numba.njit(**opts)(f)
+        except RuntimeError as e:
+            if "cannot cache" not in str(e):
+                raise
+            _warn_no_cache(e)
+            opts["cache"] = False
+            return numba.njit(**opts)(f)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+_warned = []
+
+
+def _warn_no_cache(err):
+    if not _warned:
+        import warnings
+
+        _warned.append(err)
+        warnings.warn(f"fastconv: no writable Numba cache directory ({err}); kernels are compiled in every "
+                      "process. Set NUMBA_CACHE_DIR to a writable folder to keep them.", RuntimeWarning, stacklevel=3)
 
 # Threading layer. Numba's default 'workqueue' layer aborts when two Python threads run parallel kernels at
 # once; OpenMP (shipped with Numba's wheels) is safe for that. A user's NUMBA_THREADING_LAYER still wins.

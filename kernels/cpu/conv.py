@@ -13,9 +13,9 @@ Reduction axes are zero-padded to a multiple of PAD so the vectorised loop never
 No checking here: shapes, dtypes and contiguity are the caller's contract (fastconv.functional).
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ..config import CPU_JIT, CPU_PARALLEL_JIT
+from ..config import cpu_kernel
 from .gemm import block_nt, dot, dot1x4, dot4x4
 
 TILE = 64  # output positions per packed tile (forward)
@@ -29,7 +29,7 @@ def padded(n):
     return -(-n // PAD) * PAD
 
 
-@njit(**CPU_JIT)
+@cpu_kernel(parallel=False)
 def _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col):
     """col[j, (c*R + r)*S + s] = xp[n, c, p*sh + r*dh, q*sw + s*dw] for positions pos0 + j = p*Q + q."""
     C = xp.shape[1]
@@ -45,7 +45,7 @@ def _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col):
                     i += 1
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
     """y (N, K, P*Q) = bias + w2 (K, CRSp) @ patches of the pre-padded xp; w2 is zero beyond C*R*S.
 
@@ -79,7 +79,7 @@ def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
     return y
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
     """Stride-1 forward without packing, for few output channels (where packing would cost more than the
     arithmetic): each (n, k) plane is accumulated on the padded width, so that every kernel tap (r, s) is one
@@ -117,7 +117,7 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
     return y
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
     """dw2 (K, C*R*S) = sum over n and positions of dy[n, k, pos] * patch[n, pos, crs].
 
@@ -164,7 +164,7 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
     return dw2
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw):
     """Stride-1 dW without packing. The delta of image n is laid on the padded width (zeros past column Q),
     dyw[k, p*Wp + q] = dy[n, k, p, q]; then every tap is one long contiguous dot product,
@@ -224,7 +224,7 @@ def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw):
     return dwt
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def conv2d_backward_bias(dy, db):
     """db[k] = sum_{n,p,q} dy[n,k,p,q]; db arrives zeroed."""
     N, K, P, Q = dy.shape
@@ -239,7 +239,7 @@ def conv2d_backward_bias(dy, db):
     return db
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def dilate_pad(dy, z, sh, sw, oh, ow):
     """Spread the delta by the stride into zeroed z: z[n,k, p*sh+oh, q*sw+ow] = dy[n,k,p,q], where inside z.
 

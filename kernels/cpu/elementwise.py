@@ -1,12 +1,12 @@
 """Elementwise kernels over flat (1-D) views: activations, row sums, optimizer updates."""
 import math
 
-from numba import njit, prange
+from numba import prange
 
-from ..config import CPU_PARALLEL_JIT
+from ..config import cpu_kernel
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def relu_forward(x, y):
     """y = max(x, 0); NaN stays NaN."""
     for i in prange(x.size):
@@ -15,7 +15,7 @@ def relu_forward(x, y):
     return y
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def relu_backward(dy, x, dx):
     """dx = dy where x > 0, else 0."""
     for i in prange(x.size):
@@ -23,14 +23,14 @@ def relu_backward(dy, x, dx):
     return dx
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def tanh_forward(x, y):
     for i in prange(x.size):
         y[i] = math.tanh(x[i])
     return y
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def tanh_backward(dy, y, dx):
     """dx = dy * (1 - y^2), y the forward output."""
     for i in prange(y.size):
@@ -38,7 +38,7 @@ def tanh_backward(dy, y, dx):
     return dx
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def sigmoid_forward(x, y):
     """y = 1 / (1 + exp(-x)), written to stay finite for large |x|."""
     for i in prange(x.size):
@@ -51,7 +51,7 @@ def sigmoid_forward(x, y):
     return y
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def sigmoid_backward(dy, y, dx):
     """dx = dy * y * (1 - y), y the forward output."""
     for i in prange(y.size):
@@ -59,7 +59,7 @@ def sigmoid_backward(dy, y, dx):
     return dx
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def sum_rows(a, out):
     """out[j] = sum_i a[i, j] for a (M, N); out arrives zeroed. Each iteration owns one column."""
     M, N = a.shape
@@ -71,7 +71,7 @@ def sum_rows(a, out):
     return out
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
     """PyTorch's SGD on flat arrays: d = g + wd*p; buf = d (first step) or momentum*buf + (1-dampening)*d;
     step along d + momentum*buf (Nesterov) or buf (or d without momentum)."""
@@ -88,7 +88,7 @@ def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first
     return p
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
     """PyTorch's Adam (L2 weight decay added to the gradient), bias-corrected at 1-based ``step``."""
     bc1 = 1 - beta1**step

@@ -6,14 +6,11 @@ a 4x4 block of C; LLVM vectorises its loop along the shared axis (``vfmadd`` on 
 element loaded feeds four FMAs. Edges of C that do not fill a 4x4 block use ``dot``.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ..config import CPU_JIT, CPU_PARALLEL_JIT
+from ..config import cpu_kernel
 
-_INLINE = dict(CPU_JIT, inline="always")
-
-
-@njit(**_INLINE)
+@cpu_kernel(parallel=False, inline=True)
 def dot(a, b, n, acc):
     """acc + sum_i a[i] * b[i] over i < n."""
     for i in range(n):
@@ -21,7 +18,7 @@ def dot(a, b, n, acc):
     return acc
 
 
-@njit(**_INLINE)
+@cpu_kernel(parallel=False, inline=True)
 def dot4x4(a0, a1, a2, a3, b0, b1, b2, b3, n, z):
     """The 4x4 block of sums sum_i a_r[i] * b_c[i], row-major, as a 16-tuple; z is a zero of the dtype."""
     c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = z
@@ -51,7 +48,7 @@ def dot4x4(a0, a1, a2, a3, b0, b1, b2, b3, n, z):
     return (c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33)
 
 
-@njit(**_INLINE)
+@cpu_kernel(parallel=False, inline=True)
 def dot1x4(a, b0, b1, b2, b3, n, z):
     """(sum_i a[i]*b0[i], ..., sum_i a[i]*b3[i]): one row against four, for the rows a 4x4 block leaves over."""
     c0 = c1 = c2 = c3 = z
@@ -64,7 +61,7 @@ def dot1x4(a, b0, b1, b2, b3, n, z):
     return c0, c1, c2, c3
 
 
-@njit(**_INLINE)
+@cpu_kernel(parallel=False, inline=True)
 def block_nt(A, B, n, out, z):
     """out[i, j] = sum_{l < n} A[i, l] * B[j, l] for every row i of A and j of B (out is written, not added to).
 
@@ -88,7 +85,7 @@ def block_nt(A, B, n, out, z):
             out[i, j] = dot(A[i], B[j], n, z)
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def gemm_nt(A, B, bias, C):
     """C[i, j] = bias[j] + sum_l A[i, l] * B[j, l]; parallel over blocks of four rows of C."""
     M, L = A.shape

@@ -1,12 +1,12 @@
 """Softmax cross-entropy with a numerically stable log-softmax."""
 import math
 
-from numba import njit, prange
+from numba import prange
 
-from ..config import CPU_PARALLEL_JIT
+from ..config import cpu_kernel
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def softmax_cross_entropy(logits, labels, grad, losses):
     """losses[i] = logsumexp(logits[i]) - logits[i, labels[i]]; grad[i] = (softmax(logits[i]) - onehot) / N.
 

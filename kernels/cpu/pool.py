@@ -2,12 +2,12 @@
 plane; its backward routes the delta there. Average pooling counts padded zeros (divisor kh*kw).
 Each prange iteration owns one (n, c) plane, so overlapping windows accumulate without races.
 """
-from numba import njit, prange
+from numba import prange
 
-from ..config import CPU_PARALLEL_JIT
+from ..config import cpu_kernel
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
     """y = max over each window (padding is -inf); idx = flat index of the winner. NaN wins, like PyTorch."""
     N, C, H, W = x.shape
@@ -26,7 +26,7 @@ def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
                 for h in range(hs, he):
                     for wc in range(ws, we):
                         v = x[n, c, h, wc]
-                        if not v <= best:  # larger, or NaN
+                        if v > best or v != v:  # larger, or NaN (which then stays: PyTorch's rule)
                             best = v
                             bi = h * W + wc
                 y[n, c, p, q] = best
@@ -34,7 +34,7 @@ def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
     return y
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def max_pool2d_backward(dy, idx, dx):
     """dx (N, C, H*W), zeroed: dx[n, c, idx[n,c,p,q]] += dy[n,c,p,q]."""
     N, C, P, Q = dy.shape
@@ -47,7 +47,7 @@ def max_pool2d_backward(dy, idx, dx):
     return dx
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
     """y = sum over each window's in-bounds inputs / (kh*kw) (padded zeros count in the divisor)."""
     N, C, H, W = x.shape
@@ -69,7 +69,7 @@ def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
     return y
 
 
-@njit(**CPU_PARALLEL_JIT)
+@cpu_kernel
 def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
     """dx, zeroed: each dy[n,c,p,q] / (kh*kw) is added to every in-bounds input of its window."""
     N, C, P, Q = dy.shape

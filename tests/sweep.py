@@ -1,0 +1,46 @@
+"""Every functional op over edge-case shapes, checked against the references. Run by test_reliability.py in a
+child process with NUMBA_BOUNDSCHECK=1 (and no kernel cache), so any out-of-bounds access raises IndexError."""
+import itertools
+import sys
+
+import numpy as np
+
+import fastconv as fc
+import reference as ref
+
+
+def main():
+    rng = np.random.default_rng(0)
+    n = 0
+    for (H, W), (R, S), st, pad, dil, (C, K) in itertools.product(
+        [(1, 1), (5, 7), (9, 4)], [(1, 1), (3, 2), (5, 5)], [1, 2, (3, 1)], [0, 2], [1, (2, 1)], [(1, 6), (5, 9)]
+    ):
+        st2, pad2, dil2 = (st if isinstance(st, tuple) else (st, st)), (pad, pad), (dil if isinstance(dil, tuple) else (dil, dil))
+        P = ref.out_size(H, pad2[0], dil2[0], R, st2[0])
+        Q = ref.out_size(W, pad2[1], dil2[1], S, st2[1])
+        if P < 1 or Q < 1:
+            continue
+        kw = dict(stride=st, padding=pad, dilation=dil)
+        x = rng.standard_normal((2, C, H, W))
+        w = rng.standard_normal((K, C, R, S))
+        dy = rng.standard_normal((2, K, P, Q))
+        np.testing.assert_allclose(fc.conv2d(x, w, **kw), ref.conv2d(x, w, **kw), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(fc.conv2d_backward_input(dy, w, x.shape, **kw), ref.conv2d_backward_input(dy, w, x.shape, **kw), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(fc.conv2d_backward_weight(dy, x, w.shape, **kw), ref.conv2d_backward_weight(dy, x, w.shape, **kw), rtol=1e-9, atol=1e-9)
+        n += 1
+        if 2 * pad <= min(R, S) and ref.out_size(H, pad, 1, R, st2[0]) >= 1 and ref.out_size(W, pad, 1, S, st2[1]) >= 1:
+            y, idx = fc.max_pool2d(x, (R, S), st, pad)
+            fc.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+            a = fc.avg_pool2d(x, (R, S), st, pad)
+            np.testing.assert_allclose(a, ref.avg_pool2d(x, (R, S), st, pad), rtol=1e-9, atol=1e-9)
+            fc.avg_pool2d_backward(np.ones_like(a), x.shape, (R, S), st, pad)
+    x = rng.standard_normal((3, 7))
+    fc.linear_backward_weight(np.ones((3, 5)), x)
+    fc.linear_backward_input(np.ones((3, 5)), rng.standard_normal((5, 7)))
+    fc.softmax_cross_entropy(x, np.array([0, 6, 3]))
+    print(f"sweep: {n} conv shapes checked")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
