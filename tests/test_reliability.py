@@ -268,11 +268,14 @@ def fc_optim_adam(model):
 @pytest.mark.skipif(os.environ.get("FASTCONV_BIG_TESTS") != "1", reason="needs ~16 GB: set FASTCONV_BIG_TESTS=1")
 def test_flat_indices_past_2_31():
     """A plane of more than 2**31 pixels: the winners' flat indices h*W + w need 64 bits."""
-    side = 46341  # side**2 = 2_147_488_281 > 2**31
-    x = np.zeros((1, 1, side, side), np.float32)
-    x[0, 0, side - 1, side - 2] = 1.0
-    y, idx = fc.max_pool2d(x, 2, 1)
-    assert idx.dtype == np.int64 and idx[0, 0, -1, -1] == (side - 1) * side + side - 2
-    del y
-    dx = fc.max_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), idx[:, :, -1:, -1:].copy(), x.shape)
-    assert dx[0, 0, side - 1, side - 2] == 1.0 and dx.sum() == 1.0
+    H, W = 46340, 46345  # H*W = 2_147_627_300 > 2**31
+    h, w = H - 1, W - 2
+    x = np.zeros((1, 1, H, W), np.float32)
+    x[0, 0, h, w] = 1.0
+    y, idx = fc.max_pool2d(x, 2)
+    flat = h * W + w
+    assert flat > 2**31 and idx.dtype == np.int64 and idx[0, 0, h // 2, w // 2] == flat and y[0, 0, h // 2, w // 2] == 1
+    corner = idx[:, :, -1:, -1:].copy()
+    del x, y, idx
+    dx = fc.max_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), corner, (1, 1, H, W))
+    assert dx[0, 0, h, w] == 1.0 and dx.sum() == 1.0
