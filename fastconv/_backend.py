@@ -61,10 +61,25 @@ class CPUBackend:
         return float(np.mean(a))
 
     @staticmethod
-    def probably_finite(a):
-        """True when every entry is finite (the sum is; a huge finite sum only costs the slower path)."""
+    def direct_dw_safe(xp):
+        """The unpacked dW kernel multiplies zero padding columns by real inputs: exact when every input is
+        finite (the sum is; a huge finite sum only costs the slower path)."""
         with np.errstate(over="ignore", invalid="ignore"):
-            return bool(np.isfinite(np.sum(a)))
+            return bool(np.isfinite(np.sum(xp)))
+
+    @staticmethod
+    def flipped(w):
+        """(K, C, R, S) -> (C, K, R, S) with both spatial axes reversed: the 180-degree-flipped kernel."""
+        return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+    @staticmethod
+    def mul(a, b):
+        return a * b
+
+    @staticmethod
+    def add_into(dst, src):
+        dst += src
+        return dst
 
     @staticmethod
     def minmax(a):

@@ -8,8 +8,11 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def is_device_array(a):
-    """True for CUDA arrays (anything exposing ``__cuda_array_interface__``)."""
-    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+    """True for CUDA arrays: anything exposing ``__cuda_array_interface__``, and Numba's device arrays (also
+    the simulator's, which lack the interface)."""
+    if isinstance(a, np.ndarray):
+        return False
+    return hasattr(a, "__cuda_array_interface__") or (hasattr(a, "copy_to_host") and hasattr(a, "dtype"))
 
 
 def float_array(name, a, ndim=None):

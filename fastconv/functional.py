@@ -7,7 +7,7 @@ dilation 1 and the window (kh, kw) for (R, S).
 import numpy as np
 
 from ._backend import backend_for
-from ._checks import conv_out_hw, float_array, grad_shape, pair, same_dtype, shape4
+from ._checks import conv_out_hw, float_array, grad_shape, is_device_array, pair, same_dtype, shape4
 
 DIRECT_MAX_CHANNELS = 8  # below this many output channels, stride-1 convolutions skip packing
 
@@ -88,7 +88,7 @@ def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False):
     K = weight.shape[1] if flip else weight.shape[0]
     R, S = weight.shape[2:]
     if stride == (1, 1) and K < DIRECT_MAX_CHANNELS:
-        w = be.contiguous(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)) if flip else be.contiguous(weight)
+        w = be.flipped(weight) if flip else be.contiguous(weight)
         return be.k.conv2d_forward_direct(xp, w, b, y, dilation[0], dilation[1], relu)
     return be.k.conv2d_forward(xp, be.weight_matrix(weight, flip), b, y, R, S, *stride, *dilation, relu)
 
@@ -157,10 +157,10 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1)
     grad_shape("dy", dy, (x.shape[0], weight_shape[0], P, Q))
     be = backend_for(dy, x)
     xp = be.pad(be.contiguous(x), ph, pw)
-    # The unpacked stride-1 kernel multiplies the zero columns of its widened delta by real inputs: exact for
-    # finite inputs, but 0 * Inf would be NaN. Inputs with Inf or NaN take the packed kernel, which pairs only
-    # the terms of the sum.
-    if (sh, sw) == (1, 1) and be.probably_finite(xp):
+    # The CPU's unpacked stride-1 kernel multiplies the zero columns of its widened delta by real inputs: exact
+    # for finite inputs, but 0 * Inf would be NaN. Inputs with Inf or NaN take the packed kernel, which pairs
+    # only the terms of the sum.
+    if (sh, sw) == (1, 1) and be.direct_dw_safe(xp):
         return be.k.conv2d_backward_weight_direct(xp, be.contiguous(dy), be.zeros(weight_shape, dtype), dh, dw)
     K, C, R, S = weight_shape
     dw2 = be.zeros((K, C * R * S), dtype)
@@ -242,7 +242,7 @@ def max_pool2d_backward(dy, indices, x_shape):
     dy = float_array("dy", dy, 4)
     x_shape = shape4("x_shape", x_shape)
     N, C, H, W = x_shape
-    if not (isinstance(indices, np.ndarray) or hasattr(indices, "__cuda_array_interface__")):
+    if not (isinstance(indices, np.ndarray) or is_device_array(indices)):
         raise TypeError(f"indices must be an int64 array from max_pool2d, got {type(indices).__name__}")
     if np.dtype(indices.dtype) != np.int64:
         raise TypeError(f"indices must have dtype int64, got {indices.dtype}")
@@ -483,3 +483,20 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     be = backend_for(param, grad)
     be.k.adam_update(be.flat(param), be.flat(grad), be.flat(m), be.flat(v), lr, beta1, beta2, eps, weight_decay, step)
     return param
+
+
+def mul(a, b):
+    """Elementwise product of two arrays of one shape and dtype (Dropout's mask)."""
+    float_array("a", a)
+    float_array("b", b)
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"b must have a's shape {tuple(a.shape)}, got {tuple(b.shape)}")
+    same_dtype(("a", "b"), (a, b))
+    return backend_for(a, b).mul(a, b)
+
+
+def add_into(dst, src):
+    """dst += src in place (gradient accumulation); returns dst."""
+    if tuple(dst.shape) != tuple(src.shape):
+        raise ValueError(f"src must have dst's shape {tuple(dst.shape)}, got {tuple(src.shape)}")
+    return backend_for(dst, src).add_into(dst, src)

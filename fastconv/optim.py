@@ -72,11 +72,15 @@ class SGD(Optimizer):
                     dampening=self.dampening)
 
     def _update(self, p, s):
-        first = "momentum_buffer" not in s
-        if first:
-            s["momentum_buffer"] = self._zeros_like(p) if self.momentum else p.grad[:0].reshape(0)
-        F.sgd_update(p.data, p.grad, s["momentum_buffer"], self.lr, self.momentum, self.dampening,
-                     self.weight_decay, self.nesterov, first)
+        if self.momentum == 0:  # no state: the buffer argument is never read
+            buf, first = backend_for(p.data).zeros((0,), p.dtype), True
+        else:
+            first = "momentum_buffer" not in s
+            if first:
+                s["momentum_buffer"] = self._zeros_like(p)
+            buf = s["momentum_buffer"]
+        F.sgd_update(p.data, p.grad, buf, self.lr, self.momentum, self.dampening, self.weight_decay, self.nesterov,
+                     first)
 
 
 class Adam(Optimizer):

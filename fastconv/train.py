@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data, nn, optim
+from ._checks import is_device_array
 from .models import MODELS
 
 
@@ -110,7 +111,7 @@ def _host(a):
 
 def _to_device(model, x):
     p = model.parameters()[0].data
-    if hasattr(p, "__cuda_array_interface__") and not isinstance(p, np.ndarray):
+    if is_device_array(p):
         from . import cuda
 
         return cuda.to_device(x)

@@ -167,7 +167,7 @@ class Flatten(Module):
 
     def forward(self, x):
         self._shape = tuple(x.shape)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dy):
         return dy.reshape(self._shape)
@@ -191,13 +191,14 @@ class Dropout(Module):
         if is_device_array(x):
             from .. import cuda
 
-            return cuda.dropout_forward(self, x)
-        keep = self._rng.random(x.shape) >= self.p
-        self._mask = (keep / (1.0 - self.p)).astype(x.dtype)
-        return x * self._mask
+            self._mask = cuda.dropout_mask(self, x)
+        else:
+            keep = self._rng.random(x.shape) >= self.p
+            self._mask = (keep / (1.0 - self.p)).astype(x.dtype)
+        return F.mul(x, self._mask)
 
     def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
+        return dy if self._mask is None else F.mul(dy, self._mask)
 
     def config(self):
         return dict(p=self.p)

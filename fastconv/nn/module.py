@@ -26,7 +26,9 @@ class Parameter:
         if self.grad is None:
             self.grad = g
         else:
-            self.grad += g
+            from .. import functional
+
+            functional.add_into(self.grad, g)
 
     def __repr__(self):
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"

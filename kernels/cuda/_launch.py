@@ -1,0 +1,28 @@
+"""Launch helpers shared by the CUDA kernels, and the registry of their signatures for PTX checks."""
+from numba import cuda
+
+from .. import config
+
+# name -> (python function, signature template with T for the float type); compiled to PTX by the tests
+SIGNATURES = {}
+
+
+def kernel(signature):
+    """``@cuda.jit`` (lazily specialised at launch), remembering a signature template for PTX compilation.
+
+    ``T`` in the template stands for float32 or float64, e.g. ``"T[:,:,:,:], T[:], i8, b1"``.
+    """
+
+    def wrap(fn):
+        SIGNATURES[fn.__name__] = (fn, signature)
+        return cuda.jit(fn)
+
+    return wrap
+
+
+def launch(k, n, *args):
+    """Run kernel ``k`` over ``n`` work items in 1-D blocks of config.THREADS_PER_BLOCK, at most
+    config.MAX_BLOCKS blocks; kernels walk their items with grid-stride loops (nothing runs when n is 0)."""
+    if n > 0:
+        tpb = config.THREADS_PER_BLOCK
+        k[min((n + tpb - 1) // tpb, config.MAX_BLOCKS), tpb](*args)

@@ -1,0 +1,99 @@
+"""Pooling on the GPU, twins of kernels/cpu/pool.py. Max-pool backward gives each (n, c) plane to one thread,
+avg-pool backward each input element to one thread (gathering from the windows that hold it): no atomics,
+so overlapping windows accumulate in the same order every run."""
+import math
+
+from numba import cuda
+
+from ._launch import kernel, launch
+
+
+@kernel("T[:,:,:,:], T[:,:,:,:], i8[:,:,:,:], i8, i8, i8, i8, i8, i8")
+def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
+    N, C, P, Q = y.shape
+    for i in range(cuda.grid(1), N * C * P * Q, cuda.gridsize(1)):  # grid-stride loop
+        q = i % Q
+        p = (i // Q) % P
+        c = (i // (P * Q)) % C
+        n = i // (C * P * Q)
+        H, W = x.shape[2], x.shape[3]
+        h0 = p * sh - ph
+        w0 = q * sw - pw
+        hs, he = max(h0, 0), min(h0 + kh, H)
+        ws, we = max(w0, 0), min(w0 + kw, W)
+        best = x[n, c, hs, ws]
+        bi = hs * W + ws
+        for h in range(hs, he):
+            for w in range(ws, we):
+                v = x[n, c, h, w]
+                if v > best or math.isnan(v):
+                    best = v
+                    bi = h * W + w
+        y[n, c, p, q] = best
+        idx[n, c, p, q] = bi
+
+
+def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
+    launch(_max_forward, y.size, x, y, idx, kh, kw, sh, sw, ph, pw)
+    return y
+
+
+@kernel("T[:,:,:,:], i8[:,:,:,:], T[:,:,:]")
+def _max_backward(dy, idx, dx):
+    N, C, P, Q = dy.shape
+    for i in range(cuda.grid(1), N * C, cuda.gridsize(1)):  # grid-stride loop
+        n = i // C
+        c = i % C
+        for p in range(P):  # this plane's windows, in order
+            for q in range(Q):
+                dx[n, c, idx[n, c, p, q]] += dy[n, c, p, q]
+
+
+def max_pool2d_backward(dy, idx, dx):
+    launch(_max_backward, dy.shape[0] * dy.shape[1], dy, idx, dx)
+    return dx
+
+
+@kernel("T[:,:,:,:], T[:,:,:,:], i8, i8, i8, i8, i8, i8")
+def _avg_forward(x, y, kh, kw, sh, sw, ph, pw):
+    N, C, P, Q = y.shape
+    for i in range(cuda.grid(1), N * C * P * Q, cuda.gridsize(1)):  # grid-stride loop
+        q = i % Q
+        p = (i // Q) % P
+        c = (i // (P * Q)) % C
+        n = i // (C * P * Q)
+        H, W = x.shape[2], x.shape[3]
+        h0 = p * sh - ph
+        w0 = q * sw - pw
+        acc = 0.0
+        for h in range(max(h0, 0), min(h0 + kh, H)):
+            for w in range(max(w0, 0), min(w0 + kw, W)):
+                acc += x[n, c, h, w]
+        y[n, c, p, q] = acc / (kh * kw)
+
+
+def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
+    launch(_avg_forward, y.size, x, y, kh, kw, sh, sw, ph, pw)
+    return y
+
+
+@kernel("T[:,:,:,:], T[:,:,:,:], i8, i8, i8, i8, i8, i8")
+def _avg_backward(dy, dx, kh, kw, sh, sw, ph, pw):
+    N, C, H, W = dx.shape
+    for i in range(cuda.grid(1), N * C * H * W, cuda.gridsize(1)):  # grid-stride loop
+        w = i % W
+        h = (i // W) % H
+        c = (i // (H * W)) % C
+        n = i // (C * H * W)
+        P, Q = dy.shape[2], dy.shape[3]
+        acc = dx[n, c, h, w]
+        # the windows that hold (h, w): p*sh - ph <= h < p*sh - ph + kh
+        for p in range(max(0, -((kh - 1 - h - ph) // sh)), min(P, (h + ph) // sh + 1)):
+            for q in range(max(0, -((kw - 1 - w - pw) // sw)), min(Q, (w + pw) // sw + 1)):
+                acc += dy[n, c, p, q] / (kh * kw)
+        dx[n, c, h, w] = acc
+
+
+def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
+    launch(_avg_backward, dx.size, dy, dx, kh, kw, sh, sw, ph, pw)
+    return dx

@@ -1,0 +1,128 @@
+"""Every CUDA kernel against the CPU kernels, and a whole LeNet-5 training step on both targets.
+
+Run by test_cuda.py in a child process with NUMBA_ENABLE_CUDASIM=1 (Numba's CUDA simulator: no GPU needed)
+and small FASTCONV_CUDA_TPB / FASTCONV_CUDA_TILE, so tiny inputs span several blocks. On a real GPU it runs
+unchanged (without the simulator) as the GPU's own check.
+"""
+import sys
+
+import numpy as np
+
+import fastconv as fc
+import fastconv.cuda as fcuda
+import fastconv.nn as nn
+from fastconv.models import lenet5
+from fastconv.optim import SGD, Adam
+
+checked = []
+
+
+def same(name, got, want, tol=1e-5):
+    got = got.copy_to_host() if hasattr(got, "copy_to_host") else got
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=name)
+    assert not isinstance(want, np.ndarray) or got.dtype == want.dtype, name
+    checked.append(name)
+
+
+def d(a):
+    return fcuda.to_device(a)
+
+
+def ops(rng, dtype):
+    x = rng.standard_normal((2, 3, 7, 6)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    for kw in (dict(), dict(stride=(2, 1), padding=1, dilation=(1, 2)), dict(padding=2)):
+        y = fc.conv2d(x, w, b, **kw)
+        same(f"conv2d {kw}", fc.conv2d(d(x), d(w), d(b), **kw), y)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        same(f"dx {kw}", fc.conv2d_backward_input(d(dy), d(w), x.shape, **kw), fc.conv2d_backward_input(dy, w, x.shape, **kw))
+        same(f"dw {kw}", fc.conv2d_backward_weight(d(dy), d(x), w.shape, **kw), fc.conv2d_backward_weight(dy, x, w.shape, **kw))
+        same(f"db {kw}", fc.conv2d_backward_bias(d(dy)), fc.conv2d_backward_bias(dy))
+    w1 = rng.standard_normal((2, 3, 3, 3)).astype(dtype)  # few output channels: the direct kernels
+    same("conv2d direct", fc.conv2d(d(x), d(w1), padding=1), fc.conv2d(x, w1, padding=1))
+    for k, s, p in ((2, None, 0), (3, 2, 1), (3, 1, 1)):
+        y, idx = fc.max_pool2d(x, k, s, p)
+        gy, gidx = fc.max_pool2d(d(x), k, s, p)
+        same(f"max_pool {k}{s}{p}", gy, y)
+        same(f"max_pool idx {k}{s}{p}", gidx, idx)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        same(f"max_pool_backward {k}{s}{p}", fc.max_pool2d_backward(d(dy), gidx, x.shape), fc.max_pool2d_backward(dy, idx, x.shape))
+        same(f"avg_pool {k}{s}{p}", fc.avg_pool2d(d(x), k, s, p), fc.avg_pool2d(x, k, s, p))
+        same(f"avg_pool_backward {k}{s}{p}", fc.avg_pool2d_backward(d(dy), x.shape, k, s, p), fc.avg_pool2d_backward(dy, x.shape, k, s, p))
+    for name in ("relu", "tanh", "sigmoid"):
+        f, g = getattr(fc, name), getattr(fc, name + "_backward")
+        out = f(x)
+        same(name, f(d(x)), out)
+        arg = x if name == "relu" else out
+        same(name + "_backward", g(d(x), d(arg)), g(x, arg))
+    a, wl, bl = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((3, 7)).astype(dtype), rng.standard_normal(3).astype(dtype)
+    dyl = rng.standard_normal((5, 3)).astype(dtype)
+    same("linear", fc.linear(d(a), d(wl), d(bl)), fc.linear(a, wl, bl))
+    same("linear_backward_input", fc.linear_backward_input(d(dyl), d(wl)), fc.linear_backward_input(dyl, wl))
+    same("linear_backward_weight", fc.linear_backward_weight(d(dyl), d(a)), fc.linear_backward_weight(dyl, a))
+    same("linear_backward_bias", fc.linear_backward_bias(d(dyl)), fc.linear_backward_bias(dyl))
+    labels = np.array([0, 2, 1, 1, 2])
+    loss, grad = fc.softmax_cross_entropy(dyl, labels)
+    gloss, ggrad = fc.softmax_cross_entropy(d(dyl), labels)
+    assert abs(gloss - loss) < 1e-6, (gloss, loss)
+    same("softmax_cross_entropy", ggrad, grad)
+
+
+def lenet_step(opt_cls, **kw):
+    """One training step of LeNet-5 on each target from the same weights: loss and new weights agree."""
+    nn.manual_seed(0)
+    cpu = lenet5().set_input_grad(False)
+    gpu = lenet5()
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.to("cuda").set_input_grad(False)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((2, 1, 28, 28)).astype(np.float32), np.array([3, 8])
+    losses = []
+    for model in (cpu, gpu):
+        opt, crit = opt_cls(model.parameters(), **kw), nn.CrossEntropyLoss()
+        for _ in range(2):
+            model.zero_grad()
+            losses.append(crit(model(fcuda.to_device(x) if model is gpu else x), y))
+            model.backward(crit.backward())
+            opt.step()
+    assert abs(losses[0] - losses[2]) < 1e-5 and abs(losses[1] - losses[3]) < 1e-5, losses
+    g = gpu.state_dict()
+    for k, v in cpu.state_dict().items():
+        same(f"lenet5 {opt_cls.__name__} {k}", g[k], v, tol=1e-4)
+    back = gpu.to("cpu")
+    assert all(isinstance(p.data, np.ndarray) for p in back.parameters())
+
+
+def train_on_device(tmp):
+    """`fastconv train --device cuda` end to end on a tiny split: runs, evaluates, checkpoints host arrays."""
+    from fastconv import checkpoint, data
+    from fastconv.train import TrainConfig, train
+
+    rng = np.random.default_rng(2)
+    split = data.Split(rng.integers(0, 256, (16, 28, 28), dtype=np.uint8), rng.integers(0, 10, 16),
+                       rng.integers(0, 256, (8, 28, 28), dtype=np.uint8), rng.integers(0, 10, 8), "tiny")
+    r = train(TrainConfig(epochs=1, batch_size=8, out=tmp, device="cuda", progress=False), split=split, log=lambda *a: None)
+    assert 0.0 <= r.test_accuracy <= 1.0 and len(r.epochs) == 1
+    back = checkpoint.load(f"{tmp}/last.npz")
+    assert all(isinstance(v, np.ndarray) for v in back.model.state_dict().values())
+    checked.append("train --device cuda")
+
+
+def main():
+    assert fcuda.is_available(), fcuda.describe()
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        ops(rng, dtype)
+    lenet_step(SGD, lr=0.1, momentum=0.9)
+    lenet_step(Adam, lr=1e-3)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train_on_device(tmp)
+    print(f"cuda check: {len(checked)} comparisons passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The CUDA target without a GPU: twin kernels, the simulator against the CPU, PTX for sm_90, clear errors."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastconv
+import fastconv.cuda as fcuda
+from fastconv.models import lenet5
+
+HERE = Path(__file__).resolve().parent
+cuda = pytest.importorskip("numba.cuda", reason="numba-cuda not installed (pip install 'fastconv[cuda]')")
+
+
+def test_twins_export_the_same_names():
+    from fastconv.kernels import cpu as k_cpu
+    from fastconv.kernels import cuda as k_cuda
+
+    assert set(k_cpu.__all__) == set(k_cuda.__all__)
+    for name in k_cuda.__all__:
+        assert callable(getattr(k_cuda, name)) and callable(getattr(k_cpu, name))
+
+
+def test_every_cuda_kernel_against_the_cpu_under_the_simulator(tmp_path):
+    """Numba's CUDA simulator, with 8 threads per block and at most 3 blocks, so tiny inputs span several
+    blocks and every grid-stride loop wraps; then a whole LeNet-5 training step (SGD and Adam) on both
+    targets and `train --device cuda`."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTCONV_CUDA_TPB="8", FASTCONV_CUDA_MAX_BLOCKS="3",
+               PYTHONPATH=str(HERE))
+    r = subprocess.run([sys.executable, str(HERE / "cuda_sim_check.py")], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert "comparisons passed" in r.stdout
+
+
+def _ptx_cases():
+    from fastconv.kernels.cuda import _launch
+
+    for name, (fn, template) in sorted(_launch.SIGNATURES.items()):
+        for t in ("float32", "float64"):
+            yield pytest.param(fn, f"void({template.replace('T', t)})", id=f"{name}-{t}")
+
+
+@pytest.mark.parametrize("fn, signature", list(_ptx_cases()))
+def test_kernel_compiles_to_ptx_for_sm_90(fn, signature):
+    try:
+        ptx, _ = cuda.compile_ptx(fn, signature, cc=(9, 0))
+    except Exception as e:  # the toolchain (NVVM) comes with the cuda extra
+        if "NVVM" in str(e) or "libnvvm" in str(e).lower():
+            pytest.skip(f"no NVVM: {e}")
+        raise
+    assert ".target sm_90" in ptx and ".entry" in ptx
+
+
+@pytest.mark.skipif(fcuda.is_available(), reason="a GPU is present")
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    assert fcuda.is_available() is False
+    with pytest.raises(RuntimeError, match="CUDA was asked for but is not available"):
+        lenet5().to("cuda")
+    from fastconv.cli import main
+
+    assert main(["train", "--device", "cuda", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "CUDA was asked for" in capsys.readouterr().err
+    # and the CPU target is untouched
+    assert fastconv.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))).sum() == 16.0
