@@ -7,6 +7,13 @@ from numba import prange
 from ..config import cpu_kernel
 
 
+@cpu_kernel(parallel=False, inline=True)
+def window(o, stride, pad, k, size):
+    """[start, end) of output o's window along one axis, clipped to the input (padding lies outside)."""
+    start = o * stride - pad
+    return max(start, 0), min(start + k, size)
+
+
 @cpu_kernel
 def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
     """y = max over each window (padding is -inf); idx = flat index of the winner. NaN wins, like PyTorch."""
@@ -16,11 +23,9 @@ def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
         n = nc // C
         c = nc - n * C
         for p in range(P):  # output rows
-            h0 = p * sh - ph
-            hs, he = max(h0, 0), min(h0 + kh, H)
+            hs, he = window(p, sh, ph, kh, H)
             for q in range(Q):  # output columns
-                w0 = q * sw - pw
-                ws, we = max(w0, 0), min(w0 + kw, W)
+                ws, we = window(q, sw, pw, kw, W)
                 best = x[n, c, hs, ws]
                 bi = hs * W + ws
                 for h in range(hs, he):
@@ -56,11 +61,9 @@ def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
         n = nc // C
         c = nc - n * C
         for p in range(P):
-            h0 = p * sh - ph
-            hs, he = max(h0, 0), min(h0 + kh, H)
+            hs, he = window(p, sh, ph, kh, H)
             for q in range(Q):
-                w0 = q * sw - pw
-                ws, we = max(w0, 0), min(w0 + kw, W)
+                ws, we = window(q, sw, pw, kw, W)
                 acc = 0.0  # float64 accumulator
                 for h in range(hs, he):
                     for wc in range(ws, we):
@@ -78,11 +81,9 @@ def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
         n = nc // C
         c = nc - n * C
         for p in range(P):
-            h0 = p * sh - ph
-            hs, he = max(h0, 0), min(h0 + kh, H)
+            hs, he = window(p, sh, ph, kh, H)
             for q in range(Q):
-                w0 = q * sw - pw
-                ws, we = max(w0, 0), min(w0 + kw, W)
+                ws, we = window(q, sw, pw, kw, W)
                 g = dy[n, c, p, q] / (kh * kw)
                 for h in range(hs, he):
                     for wc in range(ws, we):

@@ -1,4 +1,8 @@
-"""Launch helpers shared by the CUDA kernels, and the registry of their signatures for PTX checks."""
+"""Launch helpers shared by the CUDA kernels, and the registry of their signatures for PTX checks.
+
+The kernels decode their flat thread index into (n, c, h, w) inline rather than through a device function:
+under Numba's CUDA simulator, where CI runs them, every device-function call costs as much as a whole
+thread, and a shared helper made the simulated LeNet-5 step take over ten minutes instead of seconds."""
 from numba import cuda
 
 from .. import config
