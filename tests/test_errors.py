@@ -57,6 +57,10 @@ py, pidx = fc.max_pool2d(px, 2)
         (lambda: fc.avg_pool2d_backward(py[:, :, :2], px.shape, 2), ValueError, ["dy", "(1, 2, 3, 3)"]),
         (lambda: fc.relu_backward(dy, dy[:1]), ValueError, ["dy", "shape"]),
         (lambda: fc.relu(np.zeros(3, np.int64)), TypeError, ["x", "int64"]),
+        (lambda: fc.linear(np.zeros((2, 5)), np.zeros((3, 4))), ValueError, ["x has 5 features", "weight (O, I) expects 4"]),
+        (lambda: fc.linear(np.zeros((2, 4)), np.zeros((3, 4)), np.zeros(2)), ValueError, ["bias", "(3,)", "(2,)"]),
+        (lambda: fc.linear_backward_input(np.zeros((2, 2)), np.zeros((3, 4))), ValueError, ["dy", "3 columns"]),
+        (lambda: fc.linear_backward_weight(np.zeros((2, 3)), np.zeros((5, 4))), ValueError, ["dy", "batch size 5"]),
     ],
 )
 def test_bad_input_is_named(call, exc, words):
