@@ -29,6 +29,17 @@ def float_array(name, a, ndim=None):
     return a
 
 
+def to_host(a, copy=False):
+    """A numpy array with a's values: device arrays are copied to the host, host arrays kept (or copied)."""
+    if is_device_array(a):
+        if hasattr(a, "copy_to_host"):
+            return a.copy_to_host()
+        from numba import cuda  # CuPy arrays, PyTorch CUDA tensors
+
+        return cuda.as_cuda_array(a).copy_to_host()
+    return np.array(a, copy=True) if copy else np.asarray(a)
+
+
 def _rank_hint(ndim):
     return {4: "N, C, H, W", 2: "N, features", 1: "length"}.get(ndim, f"{ndim} axes")
 

@@ -6,7 +6,7 @@ simulator (``NUMBA_ENABLE_CUDASIM=1``) the same code runs on the CPU, for tests.
 """
 import numpy as np
 
-from ._checks import is_device_array
+from ._checks import is_device_array, to_host
 
 
 def _numba_cuda():
@@ -94,7 +94,7 @@ class CUDABackend:
         return to_device(a)
 
     def mean(self, a):
-        return float(np.mean(a.copy_to_host()))
+        return float(np.mean(to_host(a)))
 
     def minmax(self, a):
         h = self.contiguous(a).copy_to_host()

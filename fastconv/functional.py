@@ -7,7 +7,7 @@ dilation 1 and the window (kh, kw) for (R, S).
 import numpy as np
 
 from ._backend import backend_for
-from ._checks import conv_out_hw, float_array, grad_shape, is_device_array, pair, same_dtype, shape4
+from ._checks import conv_out_hw, float_array, grad_shape, is_device_array, pair, same_dtype, shape4, to_host
 
 DIRECT_MAX_CHANNELS = 8  # below this many output channels, stride-1 convolutions skip packing
 
@@ -452,8 +452,8 @@ def softmax_cross_entropy(logits, labels):
 
 def _labels(labels, N, C):
     """Integer class labels (N,) in [0, C); integral floats are accepted, NaN or fractions are not."""
-    if hasattr(labels, "copy_to_host"):  # labels on the GPU are checked on the host
-        labels = labels.copy_to_host()
+    if is_device_array(labels):  # labels on the GPU are checked on the host
+        labels = to_host(labels)
     if not isinstance(labels, (np.ndarray, list, tuple)):
         raise TypeError(f"labels must be an array of integer class indices, got {type(labels).__name__}")
     labels = np.asarray(labels)

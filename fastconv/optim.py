@@ -3,6 +3,7 @@ import numpy as np
 
 from . import functional as F
 from ._backend import backend_for
+from ._checks import to_host
 
 
 class Optimizer:
@@ -31,10 +32,9 @@ class Optimizer:
 
     def state_dict(self):
         """Plain data: hyperparameters and, for each parameter, its numpy state arrays and counters."""
-        host = lambda a: a.copy_to_host() if hasattr(a, "copy_to_host") else np.array(a, copy=True)  # noqa: E731
         return {
             "hyper": dict(self.hyper(), lr=self.lr),
-            "state": [{k: host(v) if hasattr(v, "shape") else v for k, v in s.items()} for s in self.state],
+            "state": [{k: to_host(v, copy=True) if hasattr(v, "shape") else v for k, v in s.items()} for s in self.state],
         }
 
     def load_state_dict(self, sd):

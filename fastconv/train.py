@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data, nn, optim
-from ._checks import is_device_array
+from ._checks import is_device_array, to_host
 from .models import MODELS
 
 
@@ -96,17 +96,13 @@ def evaluate(model, images, labels, batch_size=500):
     losses, preds = [], []
     try:
         for i in range(0, len(labels), batch_size):
-            logits = _host(model(_to_device(model, data.to_input(images[i : i + batch_size]))))
+            logits = to_host(model(_to_device(model, data.to_input(images[i : i + batch_size]))))
             losses.append(crit(logits, labels[i : i + batch_size]) * len(logits))
             preds.append(np.argmax(logits, axis=1))
     finally:
         model.train(was_training)
     preds = np.concatenate(preds)
     return float(np.sum(losses) / len(labels)), float(np.mean(preds == labels)), preds
-
-
-def _host(a):
-    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
 
 
 def _to_device(model, x):
@@ -212,7 +208,7 @@ def train(cfg, split=None, log=print):
                 opt.step()
                 seen += len(idx)
                 loss_sum += loss * len(idx)
-                correct += int(np.sum(np.argmax(_host(logits), axis=1) == split.y_train[idx]))
+                correct += int(np.sum(np.argmax(to_host(logits), axis=1) == split.y_train[idx]))
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")

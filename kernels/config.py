@@ -8,10 +8,9 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 # On-disk cache of compiled kernels, so a second process does not recompile.
 CACHE = os.environ.get("FASTCONV_NO_CACHE", "") == ""
 
-# CUDA launch shape: threads per block for 1-D grids, and the side of the shared-memory GEMM tile. Tests set
-# them small (through the environment, before the kernels compile) so tiny inputs still span several blocks.
+# CUDA launch shape: threads per block for 1-D grids. Tests set it small (through the environment, before the
+# kernels compile) so tiny inputs still span several blocks.
 THREADS_PER_BLOCK = int(os.environ.get("FASTCONV_CUDA_TPB", 128))
-TILE = int(os.environ.get("FASTCONV_CUDA_TILE", 16))
 # 1-D kernels use grid-stride loops over at most this many blocks (the simulator runs each thread in Python)
 MAX_BLOCKS = int(os.environ.get("FASTCONV_CUDA_MAX_BLOCKS", 65535))
 

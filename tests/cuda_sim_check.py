@@ -1,7 +1,7 @@
 """Every CUDA kernel against the CPU kernels, and a whole LeNet-5 training step on both targets.
 
 Run by test_cuda.py in a child process with NUMBA_ENABLE_CUDASIM=1 (Numba's CUDA simulator: no GPU needed)
-and small FASTCONV_CUDA_TPB / FASTCONV_CUDA_TILE, so tiny inputs span several blocks. On a real GPU it runs
+and small FASTCONV_CUDA_TPB / FASTCONV_CUDA_MAX_BLOCKS, so tiny inputs span several blocks. On a real GPU it runs
 unchanged (without the simulator) as the GPU's own check.
 """
 import sys

@@ -1,6 +1,5 @@
 """Reliability: fuzzing, bounds checking, non-finite values, concurrency, file safety, long runs."""
 import concurrent.futures
-import json
 import os
 import signal
 import subprocess

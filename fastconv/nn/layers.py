@@ -7,10 +7,6 @@ from . import init
 from .module import Module, Parameter
 
 
-def _rng_arg(rng):
-    return init.generator(rng)
-
-
 class Conv2D(Module):
     """2-D convolution over NCHW input; weight (out_channels, in_channels, kh, kw), bias (out_channels,)."""
 
@@ -25,7 +21,7 @@ class Conv2D(Module):
         self.stride = pair("stride", stride, 1)
         self.padding = pair("padding", padding, 0)
         self.dilation = pair("dilation", dilation, 1)
-        g = _rng_arg(rng)
+        g = init.generator(rng)
         fan_in = self.in_channels * kh * kw
         self.weight = Parameter(init.uniform_fan_in(g, (self.out_channels, self.in_channels, kh, kw), fan_in, dtype))
         self.bias = Parameter(init.uniform_fan_in(g, (self.out_channels,), fan_in, dtype)) if bias else None
@@ -69,7 +65,7 @@ class Linear(Module):
         self.in_features, self.out_features = int(in_features), int(out_features)
         if self.in_features < 1 or self.out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got {in_features} and {out_features}")
-        g = _rng_arg(rng)
+        g = init.generator(rng)
         self.weight = Parameter(init.uniform_fan_in(g, (self.out_features, self.in_features), self.in_features, dtype))
         self.bias = Parameter(init.uniform_fan_in(g, (self.out_features,), self.in_features, dtype)) if bias else None
         self._x = None
@@ -181,7 +177,7 @@ class Dropout(Module):
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"p must be in [0, 1), got {p}")
         self.p = float(p)
-        self._rng = _rng_arg(rng)
+        self._rng = init.generator(rng)
         self._mask = None
 
     def forward(self, x):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional as F
-from .._checks import float_array, is_device_array
+from .._checks import float_array, is_device_array, to_host
 
 
 class CrossEntropyLoss:
@@ -39,11 +39,15 @@ class MSELoss:
         target = float_array("target", target)
         if tuple(output.shape) != tuple(target.shape):
             raise ValueError(f"target must have output's shape {tuple(output.shape)}, got {tuple(target.shape)}")
-        if is_device_array(output) or is_device_array(target):
-            output, target = np.asarray(output.copy_to_host()), np.asarray(target.copy_to_host())
+        on_device = is_device_array(output)
+        output, target = to_host(output), to_host(target)
         diff = output - target.astype(output.dtype)
         scale = 1.0 / diff.size if self.reduction == "mean" else 1.0
         self._grad = (2.0 * scale * diff).astype(output.dtype)
+        if on_device:  # the gradient goes back where the output came from
+            from .. import cuda
+
+            self._grad = cuda.to_device(self._grad)
         return float(np.sum(np.square(diff, dtype=np.float64)) * scale)
 
     def backward(self):

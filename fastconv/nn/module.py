@@ -3,7 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .._checks import is_device_array
+from .._checks import is_device_array, to_host
 
 
 class Parameter:
@@ -91,7 +91,7 @@ class Module:
         """Name -> numpy copy of each parameter (PyTorch's names: "3.weight")."""
         out = OrderedDict()
         for name, p in self.named_parameters():
-            out[name] = p.data.copy_to_host() if is_device_array(p.data) else np.array(p.data, copy=True)
+            out[name] = to_host(p.data, copy=True)
         return out
 
     def load_state_dict(self, state):
@@ -105,7 +105,7 @@ class Module:
         arrays = {}
         for name, p in params.items():
             a = state[name]
-            a = a.copy_to_host() if is_device_array(a) else np.asarray(a)
+            a = to_host(a)
             if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
                 raise TypeError(f"state_dict[{name!r}] must be a real numeric array, got dtype {a.dtype}")
             if tuple(a.shape) != p.shape:
@@ -121,7 +121,7 @@ class Module:
         """Move parameters to ``"cpu"`` or ``"cuda"``, or cast them to a float dtype (``np.float64``)."""
         if isinstance(target, str):
             if target == "cpu":
-                convert = lambda a: a.copy_to_host() if is_device_array(a) else a  # noqa: E731
+                convert = to_host
             elif target == "cuda":
                 from .. import cuda
 
