@@ -30,8 +30,9 @@ def padded(n):
 
 
 @cpu_kernel(parallel=False)
-def _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col):
-    """col[j, (c*R + r)*S + s] = xp[n, c, p*sh + r*dh, q*sw + s*dw] for positions pos0 + j = p*Q + q."""
+def _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col, transposed=False):
+    """col[j, (c*R + r)*S + s] = xp[n, c, p*sh + r*dh, q*sw + s*dw] for positions pos0 + j = p*Q + q
+    (col[(c*R + r)*S + s, j] when ``transposed``)."""
     C = xp.shape[1]
     for j in range(npos):
         p = (pos0 + j) // Q
@@ -41,7 +42,10 @@ def _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col):
             for r in range(R):
                 row = xp[n, c, p * sh + r * dh]
                 for s in range(S):
-                    col[j, i] = row[q * sw + s * dw]
+                    if transposed:
+                        col[i, j] = row[q * sw + s * dw]
+                    else:
+                        col[j, i] = row[q * sw + s * dw]
                     i += 1
 
 
@@ -137,15 +141,12 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
         colT = np.zeros((CRS, TILE_W), xp.dtype)  # positions past the tile's end stay zero
         dyT = np.zeros((K, TILE_W), dy.dtype)
         acc = np.empty((K, CRS), dw2.dtype)
-        col = np.empty((TILE_W, CRS), xp.dtype)
         for n in range(g * N // G, (g + 1) * N // G):
             for t in range(tiles):
                 pos0 = t * TILE_W
                 npos = min(TILE_W, PQ - pos0)
-                _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col)
+                _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, colT, True)
                 for j in range(npos):
-                    for i in range(CRS):
-                        colT[i, j] = col[j, i]
                     for k in range(K):
                         dyT[k, j] = dy[n, k, (pos0 + j) // Q, (pos0 + j) % Q]
                 for j in range(npos, TILE_W):  # a short last tile: clear what the previous tile left
