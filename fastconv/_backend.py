@@ -10,6 +10,8 @@ class CPUBackend:
     """numpy arrays, kernels from fastconv.kernels.cpu."""
 
     name = "cpu"
+    # stride-1 forward passes read the input in place (no packing) for any number of output channels
+    direct_max_channels = 1 << 62
 
     def __init__(self):
         from .kernels import cpu
@@ -61,9 +63,14 @@ class CPUBackend:
         return float(np.mean(a))
 
     @staticmethod
-    def direct_dw_safe(xp):
-        """The unpacked dW kernel multiplies zero padding columns by real inputs: exact when every input is
-        finite (the sum is; a huge finite sum only costs the slower path)."""
+    def use_direct_dw(xp, K):
+        """Whether a stride-1 dW takes the unpacked dot-product kernel: only for fewer output channels than half
+        a micro-kernel block (where the packed kernel's vectors over K would be mostly empty), and only for
+        finite inputs, because that kernel multiplies zero padding columns by real inputs (0 * Inf is NaN)."""
+        from .kernels.cpu.micro import NR
+
+        if 2 * K >= NR:
+            return False
         with np.errstate(over="ignore", invalid="ignore"):
             return bool(np.isfinite(np.sum(xp)))
 

@@ -59,6 +59,8 @@ class CUDABackend:
     """Device arrays, kernels from fastconv.kernels.cuda."""
 
     name = "cuda"
+    # below this many output channels, stride-1 forward passes skip packing
+    direct_max_channels = 8
 
     def __init__(self):
         from .kernels import cuda as k
@@ -87,7 +89,7 @@ class CUDABackend:
     def flipped(self, w):
         return self._m.flipped(self.contiguous(w))
 
-    def direct_dw_safe(self, xp):
+    def use_direct_dw(self, xp, K):
         return True  # the CUDA dW kernel pairs only the real terms of the sum
 
     def asarray(self, a):

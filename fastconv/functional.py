@@ -9,7 +9,6 @@ import numpy as np
 from ._backend import backend_for
 from ._checks import conv_out_hw, float_array, grad_shape, is_device_array, pair, same_dtype, shape4, to_host
 
-DIRECT_MAX_CHANNELS = 8  # below this many output channels, stride-1 convolutions skip packing
 
 __all__ = [
     "avg_pool2d",
@@ -83,11 +82,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _relu=False
 
 
 def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False):
-    """Run the forward kernel that suits the shape: the unpacked one for stride 1 and few output channels
-    (packing would cost more than the arithmetic), the packed, register-blocked one otherwise."""
+    """Run the forward kernel that suits the shape: the unpacked one for stride 1 (on the GPU only for few
+    output channels, where packing would cost more than the arithmetic), the packed one otherwise."""
     K = weight.shape[1] if flip else weight.shape[0]
     R, S = weight.shape[2:]
-    if stride == (1, 1) and K < DIRECT_MAX_CHANNELS:
+    if stride == (1, 1) and K < be.direct_max_channels:
         w = be.flipped(weight) if flip else be.contiguous(weight)
         return be.k.conv2d_forward_direct(xp, w, b, y, dilation[0], dilation[1], relu)
     return be.k.conv2d_forward(xp, be.weight_matrix(weight, flip), b, y, R, S, *stride, *dilation, relu)
@@ -157,10 +156,8 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1)
     grad_shape("dy", dy, (x.shape[0], weight_shape[0], P, Q))
     be = backend_for(dy, x)
     xp = be.pad(be.contiguous(x), ph, pw)
-    # The CPU's unpacked stride-1 kernel multiplies the zero columns of its widened delta by real inputs: exact
-    # for finite inputs, but 0 * Inf would be NaN. Inputs with Inf or NaN take the packed kernel, which pairs
-    # only the terms of the sum.
-    if (sh, sw) == (1, 1) and be.direct_dw_safe(xp):
+    # The backend picks: its stride-1 kernel (unpacked) or the packed one, which suits any stride.
+    if (sh, sw) == (1, 1) and be.use_direct_dw(xp, weight_shape[0]):
         return be.k.conv2d_backward_weight_direct(xp, be.contiguous(dy), be.zeros(weight_shape, dtype), dh, dw)
     K, C, R, S = weight_shape
     dw2 = be.zeros((K, C * R * S), dtype)

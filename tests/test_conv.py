@@ -47,6 +47,23 @@ def test_lenet_shapes(rng, dtype):
     check_conv(rng, 4, 6, 16, 14, 14, 5, 5, 1, 0, 1, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, kw",
+    [
+        ((3, 5, 37, 11, 12, 3, 3), dict(padding=1)),  # several blocks of output channels, with ragged edges
+        ((2, 4, 70, 9, 10, 3, 2), dict(stride=2, padding=1)),  # the packed forward; three blocks in dW
+        ((2, 3, 33, 3, 270, 1, 3), dict()),  # rows longer than a dW panel (one row per chunk)
+        ((2, 2, 17, 8, 9, 3, 3), dict(padding=(4, 1), dilation=(1, 2))),  # outputs that are all padding
+        ((40, 2, 20, 6, 5, 2, 2), dict(stride=(1, 2))),  # more positions than a packed panel spans images
+    ],
+)
+def test_micro_kernel_blocking(rng, shape, kw, dtype):
+    """Shapes that cut the register blocks (MR output channels x NR positions, or NR channels in dW), the dW
+    position groups and panels, and the forward's last run (which would read past the batch) at odd places."""
+    check_conv(rng, *shape, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), dtype)
+
+
 def test_non_contiguous_inputs(rng):
     x = rng.standard_normal((2, 8, 3, 9)).transpose(0, 2, 3, 1)  # (2, 3, 9, 8), not C-contiguous
     w = rng.standard_normal((3, 4, 3, 3))[:, ::-1].transpose(1, 0, 2, 3)  # (4, 3, 3, 3), strided

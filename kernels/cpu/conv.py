@@ -1,167 +1,245 @@
 """conv2d kernels: forward (cross-correlation), weight gradient, bias gradient, and the delta spreading that
 turns the input gradient into a forward pass (full convolution with the 180-degree-flipped kernel).
 
-Both products pack a tile of input patches into a small buffer whose rows are contiguous along the reduction
-axis, then run the register-blocked micro-kernel of ``gemm``:
+Every product runs on the outer-product micro-kernel of ``micro`` (an MR x NR block of outputs held in
+registers for the whole reduction):
 
-- forward: for a tile of TILE output positions, col[j, crs] = xp[n, c, p*sh + r*dh, q*sw + s*dw]; then
-  y[n, k, pos] = bias[k] + W[k, :] . col[j, :] (reduction over C*R*S).
-- dW: for a tile of positions, colT[crs, j] (the same patches, transposed) and dyT[k, j]; then
-  dW[k, crs] += dyT[k, :] . colT[crs, :] (reduction over positions).
+- forward, stride 1 (``conv2d_forward_direct``): outputs are computed on the padded width, so that for a run
+  of NR consecutive outputs t, tap (c, r, s) reads the NR consecutive inputs xp_flat[n, c, t + r*dh*Wp + s*dw]
+  straight from the input: no packing. The columns q >= Q of that wide grid are dropped in the epilogue.
+- forward, any stride (``conv2d_forward``): NR output positions (flattened over the whole batch) are packed
+  into a panel, panel[crs, j] = xp[n, c, p*sh + r*dh, q*sw + s*dw], then multiplied the same way.
+- dW (``conv2d_backward_weight``): dw[k, crs] = sum over all positions of dy[n, k, pos] * patch[pos, crs];
+  the positions are the reduction, packed KC at a time as dy^T panels (KC x MR) and patch panels (KC x NR).
 
-Reduction axes are zero-padded to a multiple of PAD so the vectorised loop never falls into a scalar tail.
-No checking here: shapes, dtypes and contiguity are the caller's contract (fastconv.functional).
+Weights are packed once per call into (K/MR, C*R*S, MR) panels, zero beyond K. No checking here: shapes,
+dtypes and contiguity are the caller's contract (fastconv.functional).
 """
 import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
-from .gemm import block_nt, dot, dot1x4, dot4x4
+from .gemm import dot, dot1x4, dot4x4
+from .micro import MR, NR, accumulators, outer, outer_acc
 
-TILE = 64  # output positions per packed tile (forward)
-TILE_W = 64  # positions per tile in dW: the length of its reductions
-PAD = 16  # reduction axes are padded to a multiple of this (one zmm register of float32)
-CHUNKS = 64  # forward work is dealt out in at most this many chunks (one scratch buffer each)
-GROUPS = 8  # dW sums the batch in this many fixed groups, then adds the groups in order (deterministic)
+CHUNKS = 64  # the packed forward deals its tiles out in at most this many chunks (one panel buffer each)
+KC = 256  # positions per packed dW panel: the length of one micro-kernel reduction
+DW_ITEMS = 16  # dW splits its positions into enough fixed groups to make about this many work items
+GROUPS = 16  # ... but never more groups than this (each needs a partial-sum buffer)
+PAD = 16  # kept for the CUDA weight matrices: reduction axes padded to a multiple of this
 
 
 def padded(n):
     return -(-n // PAD) * PAD
 
 
-@cpu_kernel(parallel=False)
-def _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col, transposed=False):
-    """col[j, (c*R + r)*S + s] = xp[n, c, p*sh + r*dh, q*sw + s*dw] for positions pos0 + j = p*Q + q
-    (col[(c*R + r)*S + s, j] when ``transposed``)."""
-    C = xp.shape[1]
-    for j in range(npos):
-        p = (pos0 + j) // Q
-        q = (pos0 + j) - p * Q
-        i = 0
-        for c in range(C):
-            for r in range(R):
-                row = xp[n, c, p * sh + r * dh]
-                for s in range(S):
-                    if transposed:
-                        col[i, j] = row[q * sw + s * dw]
-                    else:
-                        col[j, i] = row[q * sw + s * dw]
-                    i += 1
+@cpu_kernel(parallel=False, inline=True)
+def _pack_weights(w2, K, CRS):
+    """(K, >= CRS) weight rows -> (ceil(K/MR), CRS, MR) panels, ap[kb, crs, i] = w2[kb*MR + i, crs], zero
+    for the rows past K."""
+    KB = (K + MR - 1) // MR
+    ap = np.zeros((KB, CRS, MR), w2.dtype)
+    for k in range(K):
+        kb = k // MR
+        for c in range(CRS):
+            ap[kb, c, k - kb * MR] = w2[k, c]
+    return ap
 
 
-@cpu_kernel
-def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
-    """y (N, K, P*Q) = bias + w2 (K, CRSp) @ patches of the pre-padded xp; w2 is zero beyond C*R*S.
-
-    With ``relu`` the result is clamped at zero (fused epilogue).
-    """
-    N = xp.shape[0]
-    K, CRSp = w2.shape
-    P, Q = y.shape[2], y.shape[3]
-    PQ = P * Q
-    yf = y.reshape(N, K, PQ)
-    tiles = (PQ + TILE - 1) // TILE
-    work = N * tiles
-    chunks = min(work, CHUNKS)
-    z = np.zeros(1, y.dtype)[0]
-    for ch in prange(chunks):  # each chunk owns the output tiles it packs
-        col = np.zeros((TILE, CRSp), xp.dtype)  # columns past C*R*S stay zero
-        out = np.empty((K, TILE), y.dtype)
-        for it in range(ch * work // chunks, (ch + 1) * work // chunks):
-            n = it // tiles
-            pos0 = (it - n * tiles) * TILE
-            npos = min(TILE, PQ - pos0)
-            _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, col)
-            block_nt(w2, col[:npos], CRSp, out, z)
-            for k in range(K):  # epilogue: bias, optional ReLU, store
-                b = bias[k]
-                for j in range(npos):
-                    v = out[k, j] + b
-                    if relu and v < 0:
-                        v = z
-                    yf[n, k, pos0 + j] = v
-    return y
+@cpu_kernel(parallel=False, inline=True)
+def _tap_offsets(C, R, S, plane, row, dh, dw):
+    """offs[(c*R + r)*S + s] = c*plane + r*dh*row + s*dw: where tap (c, r, s) reads, relative to the top-left
+    input of its output position, in a flattened (C, rows, row) image."""
+    offs = np.empty(C * R * S, np.int64)
+    i = 0
+    for c in range(C):
+        for r in range(R):
+            for s in range(S):
+                offs[i] = c * plane + r * dh * row + s * dw
+                i += 1
+    return offs
 
 
 @cpu_kernel
 def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
-    """Stride-1 forward without packing, for few output channels (where packing would cost more than the
-    arithmetic): each (n, k) plane is accumulated on the padded width, so that every kernel tap (r, s) is one
-    long contiguous axpy, acc[t] += w[k,c,r,s] * xp_flat[n, c, t + r*dh*Wp + s*dw]; the columns past Q are
-    dropped at the end.
+    """Stride-1 forward without packing (see the module docstring); ``relu`` clamps at zero in the epilogue.
+
+    Work items are (image, run of NR wide positions); each owns the outputs it stores. A run whose reads would
+    pass the end of the batch (only the last image's last runs) is first copied into a zero-filled panel.
     """
     N, C, Hp, Wp = xp.shape
     K, R, S = w.shape[0], w.shape[2], w.shape[3]
     P, Q = y.shape[2], y.shape[3]
+    CRS = C * R * S
+    HW = Hp * Wp
     L = (P - 1) * Wp + Q  # the wide positions that hold outputs
-    xf = xp.reshape(N, C, Hp * Wp)
+    ap = _pack_weights(w.reshape(K, CRS), K, CRS)
+    KB = ap.shape[0]
+    offs = _tap_offsets(C, R, S, HW, Wp, dh, dw)
+    seq = np.arange(CRS) * NR  # row offsets of a packed panel
+    xf = xp.reshape(N * C * HW)
+    total = N * C * HW
+    reach = offs.max() + NR  # a run starting at flat index b reads below b + reach
+    runs = (L + NR - 1) // NR
     z = np.zeros(1, y.dtype)[0]
-    for nk in prange(N * K):  # one (n, k) output plane per iteration
-        n = nk // K
-        k = nk - n * K
-        acc = np.empty(L, y.dtype)
-        b = bias[k]
-        for t in range(L):
-            acc[t] = b
-        for c in range(C):
-            plane = xf[n, c]
-            for r in range(R):
-                for s in range(S):
-                    wv = w[k, c, r, s]
-                    off = r * dh * Wp + s * dw
-                    src = plane[off : off + L]  # a slice, so the loop index needs no wraparound check
-                    for t in range(L):  # contiguous in acc and in the input plane
-                        acc[t] += wv * src[t]
-        for p in range(P):
-            for q in range(Q):
-                v = acc[p * Wp + q]
-                if relu and v < 0:
-                    v = z
-                y[n, k, p, q] = v
+    for it in prange(N * runs):  # each item owns the outputs of its run, for every output channel
+        n = it // runs
+        t0 = (it - n * runs) * NR
+        start = n * C * HW + t0
+        acc = accumulators(y.dtype)
+        src, so = xf, offs
+        if start + reach > total:
+            src = np.zeros(CRS * NR, xp.dtype)
+            for k in range(CRS):
+                for j in range(min(NR, total - start - offs[k])):
+                    src[k * NR + j] = xf[start + offs[k] + j]
+            so = seq
+            start = 0
+        last = min(NR, L - t0)
+        for kb in range(KB):
+            outer(ap[kb], src, so, start, CRS, acc)
+            k0 = kb * MR
+            mr = min(MR, K - k0)
+            p = t0 // Wp
+            q = t0 - p * Wp
+            for j in range(last):  # epilogue: drop the wide columns, add bias, optional ReLU, store
+                if q < Q:
+                    for i in range(mr):
+                        v = acc[i * NR + j] + bias[k0 + i]
+                        if relu and v < 0:
+                            v = z
+                        y[n, k0 + i, p, q] = v
+                q += 1
+                if q == Wp:
+                    q = 0
+                    p += 1
+    return y
+
+
+@cpu_kernel
+def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
+    """Forward for any stride and dilation: y = bias + w2 (K, >= C*R*S) @ patches of the pre-padded xp,
+    NR output positions (flattened over the batch) per packed panel; ``relu`` clamps at zero."""
+    N, C, Hp, Wp = xp.shape
+    K = w2.shape[0]
+    P, Q = y.shape[2], y.shape[3]
+    PQ = P * Q
+    CRS = C * R * S
+    HW = Hp * Wp
+    ap = _pack_weights(w2, K, CRS)
+    KB = ap.shape[0]
+    offs = _tap_offsets(C, R, S, HW, Wp, dh, dw)
+    seq = np.arange(CRS) * NR
+    xf = xp.reshape(N * C * HW)
+    yf = y.reshape(N * K * PQ)
+    T = N * PQ
+    tiles = (T + NR - 1) // NR
+    chunks = min(tiles, CHUNKS)
+    z = np.zeros(1, y.dtype)[0]
+    for ch in prange(chunks):  # each chunk owns the output tiles it packs
+        panel = np.empty(CRS * NR, xp.dtype)
+        xb = np.zeros(NR, np.int64)  # where each position's patch starts in xf (0 past the last position)
+        yb = np.empty(NR, np.int64)  # where each position's output goes in yf (channel 0)
+        acc = accumulators(y.dtype)
+        for it in range(ch * tiles // chunks, (ch + 1) * tiles // chunks):
+            g0 = it * NR
+            npos = min(NR, T - g0)
+            n = g0 // PQ
+            p = (g0 - n * PQ) // Q
+            q = g0 - n * PQ - p * Q
+            for j in range(npos):
+                xb[j] = n * C * HW + p * sh * Wp + q * sw
+                yb[j] = n * K * PQ + p * Q + q
+                q += 1
+                if q == Q:
+                    q = 0
+                    p += 1
+                    if p == P:
+                        p = 0
+                        n += 1
+            for j in range(npos, NR):
+                xb[j] = 0
+            for k in range(CRS):
+                o = offs[k]
+                for j in range(NR):
+                    panel[k * NR + j] = xf[xb[j] + o]
+            for kb in range(KB):
+                outer(ap[kb], panel, seq, 0, CRS, acc)
+                k0 = kb * MR
+                for i in range(min(MR, K - k0)):
+                    b = bias[k0 + i]
+                    for j in range(npos):
+                        v = acc[i * NR + j] + b
+                        if relu and v < 0:
+                            v = z
+                        yf[yb[j] + (k0 + i) * PQ] = v
     return y
 
 
 @cpu_kernel
 def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
-    """dw2 (K, C*R*S) = sum over n and positions of dy[n, k, pos] * patch[n, pos, crs].
+    """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k, p, q] * patch[n, p, q, crs], any stride.
 
-    The batch is split into GROUPS fixed groups, each summed in its own buffer by one iteration, and the
-    groups are added in order, so the result does not depend on the thread count and is the same every run.
+    The delta is first transposed to dyT[pos, k] (k padded to NR); then for each output row (n, p) the Q
+    positions are one reduction of ``outer_acc``: MR patch entries broadcast from the input in place (tap
+    crs of position q is xp_flat[n, c, p*sh + r*dh, q*sw + s*dw], a strided row) times NR contiguous deltas.
+    Only real terms are paired, so 0 * Inf never occurs.
+
+    Work items are (group of output rows, block of NR channels): item (g, kb) sums its rows into its own
+    partial block, a few rows at a time (so the rows' inputs and deltas stay in cache while every block of MR
+    taps passes over them), and the groups are added in order at the end. The grouping depends only on the
+    shapes: the result is the same every run and for any thread count.
     """
-    N, C = xp.shape[0], xp.shape[1]
-    K = dy.shape[1]
-    P, Q = dy.shape[2], dy.shape[3]
+    N, C, Hp, Wp = xp.shape
+    K, P, Q = dy.shape[1], dy.shape[2], dy.shape[3]
     PQ = P * Q
     CRS = C * R * S
-    G = min(N, GROUPS)
-    partial = np.zeros((G, K, CRS), dw2.dtype)
-    z = np.zeros(1, dw2.dtype)[0]
-    tiles = (PQ + TILE_W - 1) // TILE_W
-    for g in prange(G):  # group g owns partial[g]
-        colT = np.zeros((CRS, TILE_W), xp.dtype)  # positions past the tile's end stay zero
-        dyT = np.zeros((K, TILE_W), dy.dtype)
-        acc = np.empty((K, CRS), dw2.dtype)
-        for n in range(g * N // G, (g + 1) * N // G):
-            for t in range(tiles):
-                pos0 = t * TILE_W
-                npos = min(TILE_W, PQ - pos0)
-                _pack_rows(xp, n, pos0, npos, Q, R, S, sh, sw, dh, dw, colT, True)
-                for j in range(npos):
-                    for k in range(K):
-                        dyT[k, j] = dy[n, k, (pos0 + j) // Q, (pos0 + j) % Q]
-                for j in range(npos, TILE_W):  # a short last tile: clear what the previous tile left
-                    for i in range(CRS):
-                        colT[i, j] = z
-                    for k in range(K):
-                        dyT[k, j] = z
-                block_nt(dyT, colT, TILE_W, acc, z)
-                for k in range(K):
-                    for i in range(CRS):
-                        partial[g, k, i] += acc[k, i]
+    HW = Hp * Wp
+    KB = (K + NR - 1) // NR
+    Kp = KB * NR
+    CB = (CRS + MR - 1) // MR
+    offs = np.zeros(CB * MR, np.int64)  # taps past C*R*S read a real input but are never stored
+    offs[:CRS] = _tap_offsets(C, R, S, HW, Wp, dh, dw)
+    xf = xp.reshape(N * C * HW)
+    rows = N * P
+    dyT = np.zeros((rows * Q, Kp), dy.dtype)
+    for nr in prange(rows):  # transpose the delta, one output row per iteration
+        n = nr // P
+        p = nr - n * P
+        for k in range(K):
+            src = dy[n, k, p]
+            for q in range(Q):
+                dyT[nr * Q + q, k] = src[q]
+    dyf = dyT.reshape(rows * Q * Kp)
+    G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
+    rows_per_chunk = max(1, KC // Q)
+    usw, uKp = np.uint64(sw), np.uint64(Kp)  # unsigned offsets for outer_acc
+    partial = np.zeros((G, CB, KB, MR * NR), dw2.dtype)
+    for item in prange(G * KB):  # item (g, kb) owns partial[g, :, kb]
+        g = item // KB
+        kb = item - g * KB
+        acc = accumulators(dw2.dtype)
+        ao = np.empty(MR, np.uint64)
+        for r0 in range(g * rows // G, (g + 1) * rows // G, rows_per_chunk):
+            r1 = min(r0 + rows_per_chunk, (g + 1) * rows // G)
+            for cb in range(CB):
+                blk = partial[g, cb, kb]
+                for t in range(MR * NR):
+                    acc[t] = blk[t]
+                for nr in range(r0, r1):
+                    n = nr // P
+                    base = n * C * HW + (nr - n * P) * sh * Wp
+                    for i in range(MR):
+                        ao[i] = base + offs[cb * MR + i]
+                    outer_acc(xf, ao, usw, dyf, np.uint64(nr * Q * Kp + kb * NR), uKp, Q, acc)
+                for t in range(MR * NR):
+                    blk[t] = acc[t]
     for g in range(G):  # fixed order
         for k in range(K):
+            kb = k // NR
             for i in range(CRS):
-                dw2[k, i] += partial[g, k, i]
+                cb = i // MR
+                dw2[k, i] += partial[g, cb, kb, (i - cb * MR) * NR + k - kb * NR]
     return dw2
 
 
