@@ -90,3 +90,22 @@ def test_relu_and_its_gradient(rng, dtype):
     np.testing.assert_array_equal(fc.relu_backward(dy, x), ref.relu_backward(dy, x))
     if dtype == np.float64:
         assert_close_fd(fc.relu_backward(dy, x), numeric_grad(fc.relu, x, dy))
+
+
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 1, 1), (2, 1, 0)])
+def test_max_pool_ties_and_nans_follow_one_rule(k, stride, padding):
+    """Every path (the 2x2 stride-2 tree and the general scan) picks, in each window, the last NaN if there is
+    one, else the first of the largest values (row by row, left to right), as PyTorch does."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (2, 3, 6, 8)).astype(np.float64)  # many ties
+    x[rng.random(x.shape) < 0.15] = np.nan
+    y, idx = fc.max_pool2d(x, k, stride, padding)
+    H, W = x.shape[2:]
+    for n, c, p, q in np.ndindex(*y.shape):
+        cells = [(h, v) for h in range(p * stride - padding, p * stride - padding + k)
+                 for v in range(q * stride - padding, q * stride - padding + k) if 0 <= h < H and 0 <= v < W]
+        vals = [x[n, c, h, v] for h, v in cells]
+        nans = [i for i, v in enumerate(vals) if np.isnan(v)]
+        best = nans[-1] if nans else int(np.argmax(vals))
+        assert idx[n, c, p, q] == cells[best][0] * W + cells[best][1], (n, c, p, q)
+        np.testing.assert_equal(y[n, c, p, q], vals[best])

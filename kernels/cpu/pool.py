@@ -14,12 +14,50 @@ def window(o, stride, pad, k, size):
     return max(start, 0), min(start + k, size)
 
 
+@cpu_kernel(parallel=False, inline=True)
+def _take(v, best):
+    """Whether v, met after best in the scan, replaces it: larger, or NaN (which then stays: PyTorch's rule).
+    Scanning a window with this rule gives its last NaN if it has one, else the first of its largest values;
+    the rule is associative, so windows may also be combined as a tree."""
+    return v > best or v != v
+
+
+@cpu_kernel(parallel=False, inline=True)
+def _max_pool_2x2(x, y, idx, nc):
+    """2x2 windows, stride 2, no padding: plane nc as a tree, (a b) and (c d) first, then the two winners.
+    Branch-free, with a dependency chain of two selects instead of three."""
+    N, C, H, W = x.shape
+    P, Q = y.shape[2], y.shape[3]
+    n = nc // C
+    c = nc - n * C
+    for p in range(P):
+        r0 = x[n, c, 2 * p]
+        r1 = x[n, c, 2 * p + 1]
+        yr = y[n, c, p]
+        ir = idx[n, c, p]
+        for q in range(Q):
+            a, b, d0, d1 = r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]
+            t1 = _take(b, a)
+            m1 = b if t1 else a
+            j1 = 1 if t1 else 0
+            t2 = _take(d1, d0)
+            m2 = d1 if t2 else d0
+            j2 = W + 1 if t2 else W
+            t3 = _take(m2, m1)
+            yr[q] = m2 if t3 else m1
+            ir[q] = 2 * (p * W + q) + (j2 if t3 else j1)
+
+
 @cpu_kernel
 def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
     """y = max over each window (padding is -inf); idx = flat index of the winner. NaN wins, like PyTorch."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
+    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
     for nc in prange(N * C):  # one (n, c) plane per iteration
+        if fast:
+            _max_pool_2x2(x, y, idx, nc)
+            continue
         n = nc // C
         c = nc - n * C
         for p in range(P):  # output rows
@@ -31,7 +69,7 @@ def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
                 for h in range(hs, he):
                     for wc in range(ws, we):
                         v = x[n, c, h, wc]
-                        if v > best or v != v:  # larger, or NaN (which then stays: PyTorch's rule)
+                        if _take(v, best):
                             best = v
                             bi = h * W + wc
                 y[n, c, p, q] = best
