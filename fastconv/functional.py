@@ -111,7 +111,9 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
     Notes
     -----
     The delta is spread apart by the stride into a zero buffer padded by ``dil*(k-1) - pad`` on each side,
-    and correlated with the flipped, channel-transposed kernel by the forward kernel.
+    and correlated with the flipped, channel-transposed kernel by the forward kernel. On the CPU, strides
+    above 1 instead form the columns ``W^T dy`` and add each to the input it came from (the same sum,
+    without multiplying the spread delta's zeros).
     """
     dy = float_array("dy", dy, 4)
     weight = float_array("weight", weight, 4)
@@ -124,6 +126,10 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
     K, _, R, S = weight.shape
     grad_shape("dy", dy, (N, K, P, Q))
     be = backend_for(dy, weight)
+    if (sh, sw) != (1, 1) and be.scatter_strided_dx:
+        dx = be.zeros((N, C, H, W), dtype)
+        return be.k.conv2d_backward_input_scatter(be.contiguous(dy), be.weight_matrix(weight), dx, R, S, sh, sw,
+                                                  dh, dw, ph, pw)
     eh, ew = dh * (R - 1), dw * (S - 1)  # extent of the dilated kernel, less one
     z = be.zeros((N, K, H + eh, W + ew), dtype)
     be.k.dilate_pad(be.contiguous(dy), z, sh, sw, eh - ph, ew - pw)

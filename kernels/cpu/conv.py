@@ -116,10 +116,18 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
     return y
 
 
-@cpu_kernel
 def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
-    """Forward for any stride and dilation: y = bias + w2 (K, >= C*R*S) @ patches of the pre-padded xp,
-    NR output positions (flattened over the batch) per packed panel; ``relu`` clamps at zero."""
+    """Forward for any stride and dilation: y = bias + w2 (K, >= C*R*S) @ patches of the pre-padded xp;
+    ``relu`` clamps at zero. With at least NR/2 output channels the channels are the vector and the input is
+    read in place (``conv2d_forward_bcast``); with fewer, NR positions are packed per panel."""
+    kernel = conv2d_forward_bcast if 2 * w2.shape[0] >= NR else _forward_packed
+    return kernel(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu)
+
+
+@cpu_kernel
+def _forward_packed(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
+    """The forward with NR output positions (flattened over the batch) packed per panel: panel[crs, j] =
+    xp[n, c, p*sh + r*dh, q*sw + s*dw], multiplied by ``outer`` against MR output channels at a time."""
     N, C, Hp, Wp = xp.shape
     K = w2.shape[0]
     P, Q = y.shape[2], y.shape[3]
@@ -176,6 +184,122 @@ def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
     return y
 
 
+@cpu_kernel(parallel=False, inline=True)
+def _transpose_weights(w2, K, CRS):
+    """(K, >= CRS) weight rows -> (CRS, KB*NR) columns, wT[crs, k] = w2[k, crs], zero for k >= K."""
+    Kp = (K + NR - 1) // NR * NR
+    wT = np.zeros((CRS, Kp), w2.dtype)
+    for k in range(K):
+        for c in range(CRS):
+            wT[c, k] = w2[k, c]
+    return wT
+
+
+@cpu_kernel
+def conv2d_forward_bcast(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
+    """Forward for any stride with the roles turned round: NR output channels are the vector and MR output
+    positions of one row are broadcast from the input in place (``outer_acc``), so strided taps need no
+    packing. Best with at least NR/2 output channels. Work items are output rows (n, p), each owning its
+    outputs; ``relu`` clamps at zero in the epilogue."""
+    N, C, Hp, Wp = xp.shape
+    K = w2.shape[0]
+    P, Q = y.shape[2], y.shape[3]
+    CRS = C * R * S
+    HW = Hp * Wp
+    wT = _transpose_weights(w2, K, CRS)
+    Kp = wT.shape[1]
+    KB = Kp // NR
+    taps = _tap_offsets(C, R, S, HW, Wp, dh, dw).astype(np.uint64)
+    xf = xp.reshape(N * C * HW)
+    wf = wT.reshape(CRS * Kp)
+    uKp = np.uint64(Kp)
+    z = np.zeros(1, y.dtype)[0]
+    for row in prange(N * P):  # each item owns output row (n, p) of every channel
+        n = row // P
+        p = row - n * P
+        acc = accumulators(y.dtype)
+        ao = np.empty(MR, np.uint64)
+        base = n * C * HW + p * sh * Wp
+        for q0 in range(0, Q, MR):
+            nq = min(MR, Q - q0)
+            for i in range(MR):  # positions past the row's end repeat its last one (not stored)
+                ao[i] = base + (q0 + min(i, nq - 1)) * sw
+            for kb in range(KB):
+                for t in range(MR * NR):
+                    acc[t] = 0
+                outer_acc(xf, ao, taps, wf, np.uint64(kb * NR), uKp, CRS, acc)
+                k0 = kb * NR
+                for j in range(min(NR, K - k0)):
+                    b = bias[k0 + j]
+                    for i in range(nq):
+                        v = acc[i * NR + j] + b
+                        if relu and v < 0:
+                            v = z
+                        y[n, k0 + j, p, q0 + i] = v
+    return y
+
+
+@cpu_kernel(parallel=False, inline=True)
+def _scatter_columns(acc, dxf, cb, n, p, q0, nq, C, H, W, R, S, sh, sw, dh, dw, ph, pw):
+    """dx[n, c, p*sh + r*dh - ph, (q0 + j)*sw + s*dw - pw] += acc[i, j] for the MR taps (c, r, s) of block
+    cb and the nq positions j of the run; entries that land in the padding are dropped (their range of j
+    is worked out once per tap, so the adding loop has no branches)."""
+    RS = R * S
+    for i in range(min(MR, C * RS - cb * MR)):
+        crs = cb * MR + i
+        c = crs // RS
+        r = (crs - c * RS) // S
+        h = p * sh + r * dh - ph
+        if h < 0 or h >= H:
+            continue
+        v0 = q0 * sw + (crs - c * RS - r * S) * dw - pw  # input column of j = 0
+        jlo = 0 if v0 >= 0 else (-v0 + sw - 1) // sw  # first j with v >= 0
+        jhi = min(nq, (W - 1 - v0) // sw + 1) if v0 <= W - 1 else 0  # j with v < W
+        o = (n * C + c) * H * W + h * W + v0
+        for j in range(jlo, jhi):
+            dxf[np.uint64(o + j * sw)] += acc[i * NR + j]  # unsigned: no wraparound fix-ups
+
+
+@cpu_kernel
+def conv2d_backward_input_scatter(dy, w2, dx, R, S, sh, sw, dh, dw, ph, pw):
+    """dx (N, C, H, W), zeroed, += the input gradient without spreading the delta (for strides > 1, where the
+    spread delta would be mostly zeros): for a run of NR positions of one delta row p, the columns
+    col[crs, j] = sum_k w2[k, crs] * dy[n, k, p, q0 + j] (``outer``: MR taps broadcast, the delta read in
+    place), then each column entry is added to the input it came from (``_scatter_columns``). Work items
+    are images: each owns its dx[n], so the overlapping windows add up without races.
+    """
+    N, K, P, Q = dy.shape
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    PQ = P * Q
+    CRS = C * R * S
+    at = _pack_weights(w2[:, :CRS].T, CRS, K)  # (CRS/MR, K, MR): MR taps per step of k
+    CB = at.shape[0]
+    rows = np.arange(K) * PQ  # where delta channel k starts within an image
+    seq = np.arange(K) * NR
+    dyf = dy.reshape(N * K * PQ)
+    dxf = dx.reshape(N * C * H * W)
+    total = N * K * PQ
+    for n in prange(N):  # each item owns dx[n]
+        acc = accumulators(dx.dtype)
+        panel = np.zeros(K * NR, dy.dtype)
+        for p in range(P):
+            for q0 in range(0, Q, NR):
+                nq = min(NR, Q - q0)
+                start = n * K * PQ + p * Q + q0
+                if start + rows[K - 1] + NR > total:  # the batch's last run: copy it, so no read passes the end
+                    for k in range(K):
+                        for j in range(nq):
+                            panel[k * NR + j] = dyf[start + k * PQ + j]
+                    for cb in range(CB):
+                        outer(at[cb], panel, seq, 0, K, acc)
+                        _scatter_columns(acc, dxf, cb, n, p, q0, nq, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
+                else:  # (a separate call: LLVM keeps acc in registers only when the source is one array)
+                    for cb in range(CB):
+                        outer(at[cb], dyf, rows, start, K, acc)
+                        _scatter_columns(acc, dxf, cb, n, p, q0, nq, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
+    return dx
+
+
 @cpu_kernel
 def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
     """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k, p, q] * patch[n, p, q, crs], any stride.
@@ -213,7 +337,8 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
     dyf = dyT.reshape(rows * Q * Kp)
     G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
     rows_per_chunk = max(1, KC // Q)
-    usw, uKp = np.uint64(sw), np.uint64(Kp)  # unsigned offsets for outer_acc
+    steps = np.arange(Q).astype(np.uint64) * np.uint64(sw)  # the input step between neighbouring outputs
+    uKp = np.uint64(Kp)  # unsigned offsets for outer_acc
     partial = np.zeros((G, CB, KB, MR * NR), dw2.dtype)
     for item in prange(G * KB):  # item (g, kb) owns partial[g, :, kb]
         g = item // KB
@@ -231,7 +356,7 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
                     base = n * C * HW + (nr - n * P) * sh * Wp
                     for i in range(MR):
                         ao[i] = base + offs[cb * MR + i]
-                    outer_acc(xf, ao, usw, dyf, np.uint64(nr * Q * Kp + kb * NR), uKp, Q, acc)
+                    outer_acc(xf, ao, steps, dyf, np.uint64(nr * Q * Kp + kb * NR), uKp, Q, acc)
                 for t in range(MR * NR):
                     blk[t] = acc[t]
     for g in range(G):  # fixed order

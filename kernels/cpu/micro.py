@@ -76,18 +76,19 @@ def outer(A, X, offs, t0, kc, acc):
 
 
 @cpu_kernel(parallel=False, inline=True)
-def outer_acc(Xa, ao, sa, Xb, bo, sb, kc, acc):
-    """acc[i*NR + j] += sum_{k < kc} Xa[ao[i] + k*sa] * Xb[bo + k*sb + j] for i < MR, j < NR.
+def outer_acc(Xa, ao, ak, Xb, bo, sb, kc, acc):
+    """acc[i*NR + j] += sum_{k < kc} Xa[ao[i] + ak[k]] * Xb[bo + k*sb + j] for i < MR, j < NR.
 
-    The broadcast operand is read in place along MR strided rows (offsets ``ao``, step ``sa``), so it needs no
-    packing; the vector operand is NR contiguous values per step. acc is added to, not overwritten.
-    ``ao``, ``sa``, ``bo`` and ``sb`` are unsigned (np.uint64): Numba then emits no negative-index wraparound
-    fix-ups, which would otherwise cost five integer instructions per broadcast in the inner loop.
+    The broadcast operand is read in place: element (k, i) of the block is at ao[i] + ak[k] (a row offset
+    plus a step offset, e.g. a position plus a kernel tap), so it needs no packing; the vector operand is NR
+    contiguous values per step. acc is added to, not overwritten. All offsets are unsigned (np.uint64):
+    Numba then emits no negative-index wraparound fix-ups, which would otherwise cost five integer
+    instructions per broadcast in the inner loop.
     """
     for k in range(kc):
-        uk = np.uint64(k)
-        o = bo + uk * sb
+        o = bo + np.uint64(k) * sb
+        s = ak[k]
         for j in range(NR):
             bj = Xb[o + np.uint64(j)]
             for i in range(MR):
-                acc[i * NR + j] += Xa[ao[i] + uk * sa] * bj
+                acc[i * NR + j] += Xa[ao[i] + s] * bj
