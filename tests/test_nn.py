@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import fastconv as fc
 import fastconv.nn as nn
 from fastconv.models import lenet5
 from helpers import assert_close_fd
@@ -211,3 +212,18 @@ def test_set_input_grad_skips_only_the_first_layers_dx(rng):
     assert dx is None
     for (k, p), q in zip(a.named_parameters(), b.parameters()):
         np.testing.assert_array_equal(p.grad, q.grad, err_msg=k)
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (3, 1)])
+def test_relu_then_max_pool_backward_equals_the_chain(rng, pool):
+    """Sequential applies a ReLU's mask to the pooled delta (pooled output > 0) instead of the full-size one;
+    the result must equal ReLU backward after MaxPool backward, also with overlapping windows and NaN."""
+    x = rng.standard_normal((2, 3, 7, 6))
+    x[0, 1, 2, 3] = np.nan
+    seq = nn.Sequential(nn.ReLU(), nn.MaxPool2D(*pool))
+    y = seq(x)
+    dy = rng.standard_normal(y.shape)
+    r = fc.relu(x)
+    _, idx = fc.max_pool2d(r, *pool)
+    expected = fc.relu_backward(fc.max_pool2d_backward(dy, idx, r.shape), x)
+    np.testing.assert_array_equal(seq.backward(dy), expected)

@@ -107,9 +107,12 @@ class _Pool(Module):
 class MaxPool2D(_Pool):
     """Max pooling; keeps the winners' indices for backward."""
 
+    output = None  # the last forward's result (a Sequential applies a preceding ReLU's mask to it)
+
     def forward(self, x):
         self._x_shape = tuple(x.shape)
         y, self._indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        self.output = y
         return y
 
     def backward(self, dy):

@@ -3,6 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import functional as F
 from .._checks import is_device_array, to_host
 
 
@@ -165,6 +166,12 @@ def _fusable(m, nxt):
     return type(m) is Conv2D and type(nxt) is ReLU
 
 
+def _relu_then_max_pool(m, nxt):
+    from .layers import MaxPool2D, ReLU
+
+    return type(m) is ReLU and type(nxt) is MaxPool2D and nxt.output is not None
+
+
 class Sequential(Module):
     """Modules applied in order; children are named "0", "1", ... as in PyTorch."""
 
@@ -207,6 +214,16 @@ class Sequential(Module):
         return x
 
     def backward(self, dy):
-        for m in reversed(self._children.values()):
-            dy = m.backward(dy)
+        children = list(self._children.values())
+        i = len(children) - 1
+        while i >= 0:
+            m = children[i]
+            if i > 0 and _relu_then_max_pool(children[i - 1], m):
+                # ReLU then MaxPool2D: the ReLU's mask at each window's winner is (pooled output > 0), so it is
+                # applied to the small pooled delta before routing, and the full-size ReLU pass is skipped
+                dy = m.backward(F.relu_backward(dy, m.output))
+                i -= 2
+            else:
+                dy = m.backward(dy)
+                i -= 1
         return dy
