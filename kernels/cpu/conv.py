@@ -60,6 +60,31 @@ def _tap_offsets(C, R, S, plane, row, dh, dw):
     return offs
 
 
+@cpu_kernel(parallel=False, inline=True)
+def _store_wide_run(acc, y, n, k0, t0, count, Wp, bias, relu, z):
+    """Epilogue of the stride-1 forward: y[n, k0 + i, p, q] = bias + acc[i, j] (clamped at zero with relu)
+    for wide positions t0 + j = p*Wp + q, j < count, dropping the columns q >= Q. The run is cut into its
+    pieces of whole rows, so each store loop is contiguous (and vectorised)."""
+    K, Q = y.shape[1], y.shape[3]
+    p = t0 // Wp
+    q = t0 - p * Wp
+    j = 0
+    while j < count:
+        seg = min(count - j, Wp - q)  # wide positions left in this row
+        m = min(seg, Q - q)  # of which real outputs
+        for i in range(min(MR, K - k0)):
+            b = bias[k0 + i]
+            row = y[n, k0 + i, p]
+            for u in range(m):
+                v = acc[i * NR + j + u] + b
+                if relu and v < 0:
+                    v = z
+                row[q + u] = v
+        j += seg
+        p += 1
+        q = 0
+
+
 @cpu_kernel
 def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
     """Stride-1 forward without packing (see the module docstring); ``relu`` clamps at zero in the epilogue.
@@ -87,32 +112,19 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
         t0 = (it - n * runs) * NR
         start = n * C * HW + t0
         acc = accumulators(y.dtype)
-        src, so = xf, offs
+        last = min(NR, L - t0)
         if start + reach > total:
-            src = np.zeros(CRS * NR, xp.dtype)
+            panel = np.zeros(CRS * NR, xp.dtype)
             for k in range(CRS):
                 for j in range(min(NR, total - start - offs[k])):
-                    src[k * NR + j] = xf[start + offs[k] + j]
-            so = seq
-            start = 0
-        last = min(NR, L - t0)
-        for kb in range(KB):
-            outer(ap[kb], src, so, start, CRS, acc)
-            k0 = kb * MR
-            mr = min(MR, K - k0)
-            p = t0 // Wp
-            q = t0 - p * Wp
-            for j in range(last):  # epilogue: drop the wide columns, add bias, optional ReLU, store
-                if q < Q:
-                    for i in range(mr):
-                        v = acc[i * NR + j] + bias[k0 + i]
-                        if relu and v < 0:
-                            v = z
-                        y[n, k0 + i, p, q] = v
-                q += 1
-                if q == Wp:
-                    q = 0
-                    p += 1
+                    panel[k * NR + j] = xf[start + offs[k] + j]
+            for kb in range(KB):
+                outer(ap[kb], panel, seq, 0, CRS, acc)
+                _store_wide_run(acc, y, n, kb * MR, t0, last, Wp, bias, relu, z)
+        else:  # (a separate call: LLVM keeps acc in registers only when the source is one array)
+            for kb in range(KB):
+                outer(ap[kb], xf, offs, start, CRS, acc)
+                _store_wide_run(acc, y, n, kb * MR, t0, last, Wp, bias, relu, z)
     return y
 
 
