@@ -2,6 +2,7 @@
 plane; its backward routes the delta there. Average pooling counts padded zeros (divisor kh*kw).
 Each prange iteration owns one (n, c) plane, so overlapping windows accumulate without races.
 """
+import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
@@ -90,42 +91,72 @@ def max_pool2d_backward(dy, idx, dx):
     return dx
 
 
+@cpu_kernel(parallel=False, inline=True)
+def _tap_columns(s, sw, pw, Q, W):
+    """For kernel column s: the outputs q whose input column q*sw + s - pw lies inside [0, W), as [qlo, qhi)."""
+    off = s - pw
+    qlo = 0 if off >= 0 else (-off + sw - 1) // sw
+    qhi = min(Q, (W - 1 - off) // sw + 1) if off <= W - 1 else 0
+    return qlo, max(qlo, qhi)
+
+
 @cpu_kernel
 def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
-    """y = sum over each window's in-bounds inputs / (kh*kw) (padded zeros count in the divisor)."""
+    """y = sum over each window's in-bounds inputs / (kh*kw) (padded zeros count in the divisor).
+
+    Row by row: each in-bounds kernel tap (r, s) adds input row p*sh + r - ph, read with step sw, to a float64
+    row of sums; the range of outputs a tap reaches inside the input is worked out once (no branches inside
+    the loops, which are contiguous in the sums and vectorise)."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
+    scale = 1.0 / (kh * kw)
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
+        acc = np.empty(Q, np.float64)
         for p in range(P):
-            hs, he = window(p, sh, ph, kh, H)
+            acc[:] = 0.0
+            for r in range(kh):
+                h = p * sh + r - ph
+                if h < 0 or h >= H:
+                    continue
+                row = x[n, c, h]
+                for s in range(kw):
+                    qlo, qhi = _tap_columns(s, sw, pw, Q, W)
+                    off = s - pw
+                    for q in range(qlo, qhi):
+                        acc[q] += row[np.uint64(q * sw + off)]  # unsigned: no wraparound fix-ups
+            out = y[n, c, p]
             for q in range(Q):
-                ws, we = window(q, sw, pw, kw, W)
-                acc = 0.0  # float64 accumulator
-                for h in range(hs, he):
-                    for wc in range(ws, we):
-                        acc += x[n, c, h, wc]
-                y[n, c, p, q] = acc / (kh * kw)
+                out[q] = acc[q] * scale
     return y
 
 
 @cpu_kernel
 def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
-    """dx, zeroed: each dy[n,c,p,q] / (kh*kw) is added to every in-bounds input of its window."""
+    """dx, zeroed: each dy[n,c,p,q] / (kh*kw) is added to every in-bounds input of its window.
+
+    Row by row and tap by tap, as the forward: input row p*sh + r - ph gets g[q] added at columns q*sw + s - pw
+    for the outputs q that reach inside it."""
     N, C, P, Q = dy.shape
     H, W = dx.shape[2], dx.shape[3]
+    scale = 1.0 / (kh * kw)
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
+        g = np.empty(Q, dx.dtype)
         for p in range(P):
-            hs, he = window(p, sh, ph, kh, H)
+            src = dy[n, c, p]
             for q in range(Q):
-                ws, we = window(q, sw, pw, kw, W)
-                g = dy[n, c, p, q] / (kh * kw)
-                for h in range(hs, he):
-                    for wc in range(ws, we):
-                        dx[n, c, h, wc] += g
+                g[q] = src[q] * scale
+            for r in range(kh):
+                h = p * sh + r - ph
+                if h < 0 or h >= H:
+                    continue
+                row = dx[n, c, h]
+                for s in range(kw):
+                    qlo, qhi = _tap_columns(s, sw, pw, Q, W)
+                    off = s - pw
+                    for q in range(qlo, qhi):
+                        row[np.uint64(q * sw + off)] += g[q]
     return dx
-
-
