@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from . import functional  # noqa: E402
 from .functional import *  # noqa: E402,F401,F403
+from .memory import reuse_freed_memory  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
 
-__all__ = [*functional.__all__, "get_num_threads", "set_num_threads"]
+__all__ = [*functional.__all__, "get_num_threads", "set_num_threads", "reuse_freed_memory"]

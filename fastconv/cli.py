@@ -134,6 +134,9 @@ def build_parser():
 
 
 def main(argv=None):
+    from .memory import reuse_freed_memory
+
+    reuse_freed_memory()  # a long-running job: keep freed arrays in the heap (see fastconv.memory)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

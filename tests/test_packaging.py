@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import fastconv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +42,10 @@ def test_every_subpackage_is_listed_for_the_wheel():
     found |= {"fastconv." + str(p.parent.relative_to(ROOT)).replace("/", ".") for p in (ROOT / "kernels").rglob("__init__.py")}
     found = {f.replace("fastconv..", "fastconv.").rstrip(".") for f in found}
     assert found <= listed, found - listed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_reuse_freed_memory_is_applied_in_a_fresh_process(tmp_path):
+    code = "import fastconv; print(fastconv.reuse_freed_memory(), fastconv.reuse_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
