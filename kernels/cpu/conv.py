@@ -459,10 +459,13 @@ def conv2d_backward_bias(dy, db):
 def dilate_pad(dy, z, sh, sw, oh, ow):
     """Spread the delta by the stride into zeroed z: z[n,k, p*sh+oh, q*sw+ow] = dy[n,k,p,q], where inside z.
 
-    Rows and columns that fall outside z belong to the padding only and are dropped.
+    Rows and columns that fall outside z belong to the padding only and are dropped; the range of q that
+    lands inside is worked out once, so each row is one branch-free (for stride 1, contiguous) copy.
     """
     N, K, P, Q = dy.shape
     Hz, Wz = z.shape[2], z.shape[3]
+    qlo = 0 if ow >= 0 else (-ow + sw - 1) // sw
+    qhi = min(Q, (Wz - 1 - ow) // sw + 1) if ow <= Wz - 1 else 0
     for nk in prange(N * K):  # one (n, k) plane per iteration
         n = nk // K
         k = nk - n * K
@@ -470,8 +473,8 @@ def dilate_pad(dy, z, sh, sw, oh, ow):
             h = p * sh + oh
             if h < 0 or h >= Hz:
                 continue
-            for q in range(Q):
-                wc = q * sw + ow
-                if wc >= 0 and wc < Wz:
-                    z[n, k, h, wc] = dy[n, k, p, q]
+            src = dy[n, k, p]
+            dst = z[n, k, h]
+            for q in range(qlo, qhi):
+                dst[np.uint64(q * sw + ow)] = src[q]  # unsigned: no wraparound fix-ups
     return z
