@@ -64,7 +64,8 @@ def _tap_offsets(C, R, S, plane, row, dh, dw):
 def _store_wide_run(acc, y, n, k0, t0, count, Wp, bias, relu, z):
     """Epilogue of the stride-1 forward: y[n, k0 + i, p, q] = bias + acc[i, j] (clamped at zero with relu)
     for wide positions t0 + j = p*Wp + q, j < count, dropping the columns q >= Q. The run is cut into its
-    pieces of whole rows, so each store loop is contiguous (and vectorised)."""
+    pieces of whole rows, so each store loop is contiguous; its indices are unsigned, so the loop vectorises
+    (a signed index would bring Numba's negative-index fix-up into every iteration)."""
     K, Q = y.shape[1], y.shape[3]
     p = t0 // Wp
     q = t0 - p * Wp
@@ -75,11 +76,14 @@ def _store_wide_run(acc, y, n, k0, t0, count, Wp, bias, relu, z):
         for i in range(min(MR, K - k0)):
             b = bias[k0 + i]
             row = y[n, k0 + i, p]
+            a = np.uint64(i * NR + j)
+            r = np.uint64(q)
             for u in range(m):
-                v = acc[i * NR + j + u] + b
+                uu = np.uint64(u)
+                v = acc[a + uu] + b
                 if relu and v < 0:
                     v = z
-                row[q + u] = v
+                row[r + uu] = v
         j += seg
         p += 1
         q = 0
