@@ -482,3 +482,27 @@ def dilate_pad(dy, z, sh, sw, oh, ow):
             for q in range(qlo, qhi):
                 dst[np.uint64(q * sw + ow)] = src[q]  # unsigned: no wraparound fix-ups
     return z
+
+
+@cpu_kernel
+def pad_into(x, xp, ph, pw):
+    """xp (N, C, H + 2*ph, W + 2*pw), uninitialised, = x with ph zero rows and pw zero columns on each side."""
+    N, C, H, W = x.shape
+    Hp, Wp = xp.shape[2], xp.shape[3]
+    z = np.zeros(1, xp.dtype)[0]
+    for nc in prange(N * C):  # one (n, c) plane per iteration
+        n = nc // C
+        c = nc - n * C
+        for h in range(Hp):
+            dst = xp[n, c, h]
+            if h < ph or h >= ph + H:
+                for v in range(Wp):
+                    dst[v] = z
+                continue
+            src = x[n, c, h - ph]
+            for v in range(pw):
+                dst[v] = z
+                dst[pw + W + v] = z
+            for v in range(W):
+                dst[np.uint64(pw + v)] = src[v]  # unsigned: no wraparound fix-ups
+    return xp
