@@ -56,6 +56,8 @@ def test_lenet_shapes(rng, dtype):
         ((2, 3, 33, 3, 270, 1, 3), dict()),  # rows longer than a dW panel (one row per chunk)
         ((2, 2, 17, 8, 9, 3, 3), dict(padding=(4, 1), dilation=(1, 2))),  # outputs that are all padding
         ((40, 2, 20, 6, 5, 2, 2), dict(stride=(1, 2))),  # more positions than a packed panel spans images
+        ((3, 3, 12, 7, 9, 3, 3), dict()),  # 9-16 channels (half a block of NR)
+        ((3, 3, 13, 9, 8, 3, 2), dict(stride=2, padding=(1, 0))),
     ],
 )
 def test_micro_kernel_blocking(rng, shape, kw, dtype):
