@@ -33,6 +33,20 @@ def test_linear_matches_numpy_and_finite_differences(rng):
     _fd_layer(layer, x, rng)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N, I, O", [(1, 1, 1), (7, 5, 33), (9, 33, 31), (64, 400, 120), (17, 40, 64)])
+def test_linear_ops_against_numpy_at_block_edges(rng, N, I, O, dtype):
+    """Sizes below, at and across the micro-kernel's blocks (rows, columns and the last column block)."""
+    x = rng.standard_normal((N, I)).astype(dtype)
+    w = rng.standard_normal((O, I)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype)
+    dy = rng.standard_normal((N, O)).astype(dtype)
+    t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fc.linear(x, w, b), x.astype(np.float64) @ w.T + b, **t)
+    np.testing.assert_allclose(fc.linear_backward_input(dy, w), dy.astype(np.float64) @ w, **t)
+    np.testing.assert_allclose(fc.linear_backward_weight(dy, x), dy.T.astype(np.float64) @ x, **t)
+
+
 @pytest.mark.parametrize(
     "layer",
     [
