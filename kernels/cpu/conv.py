@@ -256,33 +256,45 @@ def conv2d_forward_bcast(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
 
 
 @cpu_kernel(parallel=False, inline=True)
-def _scatter_columns(acc, dxf, cb, n, p, q0, nq, C, H, W, R, S, sh, sw, dh, dw, ph, pw):
-    """dx[n, c, p*sh + r*dh - ph, (q0 + j)*sw + s*dw - pw] += acc[i, j] for the MR taps (c, r, s) of block
-    cb and the nq positions j of the run; entries that land in the padding are dropped (their range of j
-    is worked out once per tap, so the adding loop has no branches)."""
+def _scatter_columns(acc, dxf, cb, n, pos0, npos, Q, C, H, W, R, S, sh, sw, dh, dw, ph, pw):
+    """dx[n, c, p*sh + r*dh - ph, q*sw + s*dw - pw] += acc[i, j] for the MR taps (c, r, s) of block cb and
+    the delta positions pos0 + j = p*Q + q, j < npos. The run is cut into its pieces of whole delta rows; in
+    each piece the range of q whose input lies inside (not in the padding) is worked out once, so the adding
+    loop has no branches (and for stride 1 is contiguous)."""
     RS = R * S
     for i in range(min(MR, C * RS - cb * MR)):
         crs = cb * MR + i
         c = crs // RS
         r = (crs - c * RS) // S
-        h = p * sh + r * dh - ph
-        if h < 0 or h >= H:
-            continue
-        v0 = q0 * sw + (crs - c * RS - r * S) * dw - pw  # input column of j = 0
-        jlo = 0 if v0 >= 0 else (-v0 + sw - 1) // sw  # first j with v >= 0
-        jhi = min(nq, (W - 1 - v0) // sw + 1) if v0 <= W - 1 else 0  # j with v < W
-        o = (n * C + c) * H * W + h * W + v0
-        for j in range(jlo, jhi):
-            dxf[np.uint64(o + j * sw)] += acc[i * NR + j]  # unsigned: no wraparound fix-ups
+        sd = (crs - c * RS - r * S) * dw - pw
+        qlo = 0 if sd >= 0 else (-sd + sw - 1) // sw  # first q whose input column is >= 0
+        qhi = min(Q, (W - 1 - sd) // sw + 1) if sd <= W - 1 else 0  # q whose input column is < W
+        plane = (n * C + c) * H * W
+        p = pos0 // Q
+        q = pos0 - p * Q
+        j = 0
+        while j < npos:
+            seg = min(npos - j, Q - q)  # positions left in delta row p
+            h = p * sh + r * dh - ph
+            if h >= 0 and h < H:
+                o = plane + h * W + sd
+                a = i * NR + j - q  # acc index of position (p, q') is a + q'
+                for qq in range(max(q, qlo), min(q + seg, qhi)):
+                    dxf[np.uint64(o + qq * sw)] += acc[np.uint64(a + qq)]  # unsigned: no wraparound fix-ups
+            j += seg
+            p += 1
+            q = 0
 
 
 @cpu_kernel
 def conv2d_backward_input_scatter(dy, w2, dx, R, S, sh, sw, dh, dw, ph, pw):
-    """dx (N, C, H, W), zeroed, += the input gradient without spreading the delta (for strides > 1, where the
-    spread delta would be mostly zeros): for a run of NR positions of one delta row p, the columns
-    col[crs, j] = sum_k w2[k, crs] * dy[n, k, p, q0 + j] (``outer``: MR taps broadcast, the delta read in
-    place), then each column entry is added to the input it came from (``_scatter_columns``). Work items
-    are images: each owns its dx[n], so the overlapping windows add up without races.
+    """dx (N, C, H, W), zeroed, += the input gradient without spreading the delta: for a run of NR delta
+    positions of image n (consecutive over its rows), the columns col[crs, j] = sum_k w2[k, crs] *
+    dy[n, k, pos0 + j] (``outer``: MR taps broadcast, the delta read in place), then each column entry is
+    added to the input it came from (``_scatter_columns``). Used for strides above 1, where the spread delta
+    would be mostly zeros (with stride 1 the scattered adds cost more than the flipped forward's wasted
+    arithmetic: 0.6 vs 0.29 ms on LeNet's C2). Work items are images: each owns its dx[n], so overlapping
+    windows add up without races.
     """
     N, K, P, Q = dy.shape
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
@@ -298,21 +310,20 @@ def conv2d_backward_input_scatter(dy, w2, dx, R, S, sh, sw, dh, dw, ph, pw):
     for n in prange(N):  # each item owns dx[n]
         acc = accumulators(dx.dtype)
         panel = np.zeros(K * NR, dy.dtype)
-        for p in range(P):
-            for q0 in range(0, Q, NR):
-                nq = min(NR, Q - q0)
-                start = n * K * PQ + p * Q + q0
-                if start + rows[K - 1] + NR > total:  # the batch's last run: copy it, so no read passes the end
-                    for k in range(K):
-                        for j in range(nq):
-                            panel[k * NR + j] = dyf[start + k * PQ + j]
-                    for cb in range(CB):
-                        outer(at[cb], panel, seq, 0, K, acc)
-                        _scatter_columns(acc, dxf, cb, n, p, q0, nq, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
-                else:  # (a separate call: LLVM keeps acc in registers only when the source is one array)
-                    for cb in range(CB):
-                        outer(at[cb], dyf, rows, start, K, acc)
-                        _scatter_columns(acc, dxf, cb, n, p, q0, nq, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
+        for pos0 in range(0, PQ, NR):
+            npos = min(NR, PQ - pos0)
+            start = n * K * PQ + pos0
+            if start + rows[K - 1] + NR > total:  # the batch's last run: copy it, so no read passes the end
+                for k in range(K):
+                    for j in range(npos):
+                        panel[k * NR + j] = dyf[start + k * PQ + j]
+                for cb in range(CB):
+                    outer(at[cb], panel, seq, 0, K, acc)
+                    _scatter_columns(acc, dxf, cb, n, pos0, npos, Q, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
+            else:  # (a separate call: LLVM keeps acc in registers only when the source is one array)
+                for cb in range(CB):
+                    outer(at[cb], dyf, rows, start, K, acc)
+                    _scatter_columns(acc, dxf, cb, n, pos0, npos, Q, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
     return dx
 
 
