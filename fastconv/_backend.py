@@ -112,6 +112,8 @@ def cpu():
 
 def backend_for(*arrays):
     """The backend of the given arrays (None entries ignored); CPU and CUDA arrays may not be mixed."""
+    if all(type(a) is np.ndarray or a is None for a in arrays):  # the common case, checked cheaply
+        return cpu()
     present = [a for a in arrays if a is not None]
     on_device = [is_device_array(a) for a in present]
     if any(on_device):

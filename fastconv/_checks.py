@@ -54,6 +54,8 @@ def same_dtype(names, arrays):
 
 
 def _int(name, v):
+    if type(v) is int:  # the common case, without the slow ABC check below
+        return v
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
     return int(v)
