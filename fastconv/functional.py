@@ -81,14 +81,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _relu=False
     return _forward(be, xp, weight, b, y, (sh, sw), (dh, dw), bool(_relu))
 
 
-def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False):
+def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False, zero_rows=(0, 0)):
     """Run the forward kernel that suits the shape: the unpacked one for stride 1 (on the GPU only for few
     output channels, where packing would cost more than the arithmetic), the packed one otherwise."""
     K = weight.shape[1] if flip else weight.shape[0]
     R, S = weight.shape[2:]
     if stride == (1, 1) and K < be.direct_max_channels:
         w = be.flipped(weight) if flip else be.contiguous(weight)
-        return be.k.conv2d_forward_direct(xp, w, b, y, dilation[0], dilation[1], relu)
+        return be.k.conv2d_forward_direct(xp, w, b, y, dilation[0], dilation[1], relu, *zero_rows)
     return be.k.conv2d_forward(xp, be.weight_matrix(weight, flip), b, y, R, S, *stride, *dilation, relu)
 
 
@@ -134,7 +134,12 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
     z = be.zeros((N, K, H + eh, W + ew), dtype)
     be.k.dilate_pad(be.contiguous(dy), z, sh, sw, eh - ph, ew - pw)
     dx = be.empty((N, C, H, W), dtype)
-    return _forward(be, z, weight, be.zeros((C,), dtype), dx, (1, 1), (dh, dw), False, flip=True)
+    # z's rows before the first delta row and after the last are zero: the CPU kernel skips the kernel rows that
+    # read only those (terms outside the delta, which the sum leaves out), about 30% of LeNet C2's dX
+    top = min(max(eh - ph, 0), z.shape[2])
+    bottom = min(max(z.shape[2] - ((P - 1) * sh + eh - ph + 1), 0), z.shape[2])
+    return _forward(be, z, weight, be.zeros((C,), dtype), dx, (1, 1), (dh, dw), False, flip=True,
+                    zero_rows=(top, bottom))
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1):

@@ -90,8 +90,14 @@ def _store_wide_run(acc, y, n, k0, t0, count, Wp, bias, relu, z):
 
 
 @cpu_kernel
-def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
+def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu, zt=0, zb=0):
     """Stride-1 forward without packing (see the module docstring); ``relu`` clamps at zero in the epilogue.
+
+    The taps are ordered by kernel row first, (r, c, s), so that the taps of a kernel row are one contiguous
+    stretch of the reduction. The caller may say that the first ``zt`` and last ``zb`` rows of every input
+    plane lie outside the data (the border of a spread delta): a run then skips the kernel rows that read
+    only those rows for all of its outputs (terms that the sum leaves out). This saves about 30% of the input
+    gradient of a small layer (LeNet's C2), whose spread delta has a wide zero border.
 
     Work items are (image, run of NR wide positions); each owns the outputs it stores. A run whose reads would
     pass the end of the batch (only the last image's last runs) is first copied into a zero-filled panel.
@@ -99,12 +105,21 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
     N, C, Hp, Wp = xp.shape
     K, R, S = w.shape[0], w.shape[2], w.shape[3]
     P, Q = y.shape[2], y.shape[3]
+    CS = C * S
     CRS = C * R * S
     HW = Hp * Wp
     L = (P - 1) * Wp + Q  # the wide positions that hold outputs
-    ap = _pack_weights(w.reshape(K, CRS), K, CRS)
+    wr = np.empty((K, CRS), w.dtype)  # the weights in tap order (r, c, s)
+    offs = np.empty(CRS, np.int64)  # where tap (r, c, s) reads, relative to its output's top-left input
+    for r in range(R):
+        for c in range(C):
+            for s in range(S):
+                i = (r * C + c) * S + s
+                offs[i] = c * HW + r * dh * Wp + s * dw
+                for k in range(K):
+                    wr[k, i] = w[k, c, r, s]
+    ap = _pack_weights(wr, K, CRS)
     KB = ap.shape[0]
-    offs = _tap_offsets(C, R, S, HW, Wp, dh, dw)
     seq = np.arange(CRS) * NR  # row offsets of a packed panel
     xf = xp.reshape(N * C * HW)
     total = N * C * HW
@@ -117,6 +132,12 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
         start = n * C * HW + t0
         acc = accumulators(y.dtype)
         last = min(NR, L - t0)
+        # kernel rows whose input rows are all padding for every output row p0..p1 of the run
+        p0 = t0 // Wp
+        p1 = (t0 + last - 1) // Wp
+        r_lo = min(R, max(0, (zt - p1 + dh - 1) // dh))  # first r with p1 + r*dh >= zt
+        r_hi = max(r_lo, min(R, (Hp - zb - 1 - p0) // dh + 1))  # r with p0 + r*dh < Hp - zb
+        k0, k1 = r_lo * CS, r_hi * CS
         if start + reach > total:
             panel = np.zeros(CRS * NR, xp.dtype)
             for k in range(CRS):
@@ -127,7 +148,7 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
                 _store_wide_run(acc, y, n, kb * MR, t0, last, Wp, bias, relu, z)
         else:  # (a separate call: LLVM keeps acc in registers only when the source is one array)
             for kb in range(KB):
-                outer(ap[kb], xf, offs, start, CRS, acc)
+                outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
                 _store_wide_run(acc, y, n, kb * MR, t0, last, Wp, bias, relu, z)
     return y
 
