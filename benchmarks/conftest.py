@@ -10,9 +10,6 @@ from fastconv.benchmarks import peers
 
 @pytest.fixture(scope="session", autouse=True)
 def pinned_threads():
-    import fastconv
-
-    fastconv.reuse_freed_memory()  # as `fastconv bench` does: every engine in the process gets the same heap
     limiter = peers.set_threads(int(os.environ.get("FASTCONV_BENCH_THREADS", 0)) or os.cpu_count())
     yield
     if limiter is not None:

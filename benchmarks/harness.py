@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..memory import reuse_freed_memory
 from . import cases, peers
 
 
@@ -172,6 +173,9 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
         report["kernels"].append(row)
         log(_row_text(row, names))
     lenet_work = [(64, True), (256, True), (256, False)]
+    # as `fastconv train` does; after the kernel timings, which keep glibc's defaults for every engine
+    if reuse_freed_memory():
+        report["heap"] = "fastconv.reuse_freed_memory() applied before the LeNet-5 timings (all engines in the process)"
     for batch, train in lenet_work:
         row = {"batch": batch, "mode": "train step" if train else "inference",
                "images_per_second": {e: lenet_throughput(batch, train, e, min_time) for e in names if e != "im2col"}}
@@ -212,6 +216,8 @@ def markdown(report):
               "| --- | ---: | " + " | ".join("---:" for n in names if n != "im2col") + " |"]
     for r in report["lenet"]:
         lines.append(f"| {r['mode']} | {r['batch']} | " + " | ".join(f"{v:,.0f}" for v in r["images_per_second"].values()) + " |")
+    if "heap" in report:
+        lines += ["", f"Heap: {report['heap']}."]
     if "startup_seconds" in report:
         s = report["startup_seconds"]
         lines += ["", f"First LeNet-5 training step of a fresh process: {s['empty_cache']:.1f} s with an empty Numba "

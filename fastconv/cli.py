@@ -12,6 +12,10 @@ _TRAIN_OPTIONS = ("model", "data", "epochs", "batch_size", "lr", "schedule", "op
 def _train(args):
     from dataclasses import asdict
 
+    from .memory import reuse_freed_memory
+
+    reuse_freed_memory()  # a long-running job: keep freed arrays in the heap (see fastconv.memory)
+
     from . import checkpoint
     from .train import TrainConfig, train
 
@@ -134,9 +138,6 @@ def build_parser():
 
 
 def main(argv=None):
-    from .memory import reuse_freed_memory
-
-    reuse_freed_memory()  # a long-running job: keep freed arrays in the heap (see fastconv.memory)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

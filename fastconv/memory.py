@@ -5,7 +5,8 @@ large requests with fresh mmap'd pages and returns them with munmap on free, so 
 unmapping (with cross-core TLB flushes while the kernel threads run): about 10-15% of a LeNet-5 step at
 batch 64 here. ``reuse_freed_memory()`` raises glibc's mmap and trim thresholds so those arrays come from, and
 go back to, the heap. It changes the whole process (the heap keeps its high-water mark), which is why the
-library never does it on import: ``fastconv train`` and ``fastconv bench`` call it; other programs may.
+library never does it on import: ``fastconv train`` calls it, and ``fastconv bench`` before its LeNet-5
+timings (after the kernel timings, which keep glibc's defaults); other programs may.
 """
 import ctypes
 import ctypes.util
