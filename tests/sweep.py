@@ -34,11 +34,17 @@ def main():
             a = fc.avg_pool2d(x, (R, S), st, pad)
             np.testing.assert_allclose(a, ref.avg_pool2d(x, (R, S), st, pad), rtol=1e-9, atol=1e-9)
             fc.avg_pool2d_backward(np.ones_like(a), x.shape, (R, S), st, pad)
-    x = rng.standard_normal((3, 7))
-    fc.linear_backward_weight(np.ones((3, 5)), x)
-    fc.linear_backward_input(np.ones((3, 5)), rng.standard_normal((5, 7)))
-    fc.softmax_cross_entropy(x, np.array([0, 6, 3]))
-    print(f"sweep: {n} conv shapes checked")
+    for N, I, O in [(3, 7, 5), (9, 33, 40), (17, 40, 65)]:  # across the micro-kernel's blocks
+        x = rng.standard_normal((N, I))
+        w = rng.standard_normal((O, I))
+        dy = rng.standard_normal((N, O))
+        np.testing.assert_allclose(fc.linear(x, w, np.zeros(O)), x @ w.T, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(fc.linear_backward_weight(dy, x), dy.T @ x, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(fc.linear_backward_input(dy, w), dy @ w, rtol=1e-9, atol=1e-9)
+    fc.softmax_cross_entropy(x, np.arange(N) % O)
+    from fastconv.kernels.cpu import micro
+
+    print(f"sweep: {n} conv shapes checked, micro-kernel block {micro.MR}x{micro.NR}")
     return 0
 
 

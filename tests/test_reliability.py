@@ -83,13 +83,19 @@ def test_fuzz_max_pool_backward_never_writes_out_of_bounds(shape, dshape, idx_dt
     assert dx.shape == tuple(shape) and 0 <= idx.min() and idx.max() < shape[2] * shape[3]
 
 
-def test_bounds_checked_sweep():
-    """Every op over edge-case shapes, compiled with NUMBA_BOUNDSCHECK=1: an out-of-bounds access would raise."""
+@pytest.mark.parametrize("cpu", ["host", "haswell"])
+def test_bounds_checked_sweep(cpu):
+    """Every op over edge-case shapes, compiled with NUMBA_BOUNDSCHECK=1: an out-of-bounds access would raise.
+    Also compiled for an AVX2 CPU (haswell), which gives the micro-kernel its other block shape (6 x 16)."""
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", FASTCONV_NO_CACHE="1", PYTHONPATH=str(HERE))
+    if cpu != "host":
+        env["NUMBA_CPU_NAME"] = cpu
     r = subprocess.run([sys.executable, str(HERE / "sweep.py")], env=env, cwd=HERE.parent.parent, capture_output=True,
                        text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "conv shapes checked" in r.stdout
+    if cpu == "haswell":
+        assert "block 6x16" in r.stdout
 
 
 # ---------------------------------------------------------------- non-finite values
