@@ -352,59 +352,58 @@ def conv2d_backward_input_scatter(dy, w2, dx, R, S, sh, sw, dh, dw, ph, pw):
 def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
     """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k, p, q] * patch[n, p, q, crs], any stride.
 
-    The delta is first transposed to dyT[pos, k] (k padded to NR); then for each output row (n, p) the Q
-    positions are one reduction of ``outer_acc``: MR patch entries broadcast from the input in place (tap
-    crs of position q is xp_flat[n, c, p*sh + r*dh, q*sw + s*dw], a strided row) times NR contiguous deltas.
-    Only real terms are paired, so 0 * Inf never occurs.
+    For each output row (n, p), the Q positions are one reduction of ``outer_acc``: MR patch entries
+    broadcast from the input in place (tap crs of position q is xp_flat[n, c, p*sh + r*dh, q*sw + s*dw], a
+    strided row) times NR contiguous deltas, from a small transposed copy of the delta (dyT[q, k]). Only
+    real terms are paired, so 0 * Inf never occurs.
 
-    Work items are (group of output rows, block of NR channels): item (g, kb) sums its rows into its own
-    partial block, a few rows at a time (so the rows' inputs and deltas stay in cache while every block of MR
-    taps passes over them), and the groups are added in order at the end. The grouping depends only on the
-    shapes: the result is the same every run and for any thread count.
+    Work items are (group of output rows, block of NR channels): item (g, kb) transposes a few rows of its
+    channels' delta at a time, then runs every block of MR taps over them (so the rows' inputs and deltas
+    stay in cache), summing into its own partial block; the groups are added in order at the end. The
+    grouping depends only on the shapes: the result is the same every run and for any thread count.
     """
     N, C, Hp, Wp = xp.shape
     K, P, Q = dy.shape[1], dy.shape[2], dy.shape[3]
-    PQ = P * Q
     CRS = C * R * S
     HW = Hp * Wp
     KB = (K + NR - 1) // NR
-    Kp = KB * NR
     CB = (CRS + MR - 1) // MR
     offs = np.zeros(CB * MR, np.int64)  # taps past C*R*S read a real input but are never stored
     offs[:CRS] = _tap_offsets(C, R, S, HW, Wp, dh, dw)
     xf = xp.reshape(N * C * HW)
     rows = N * P
-    dyT = np.zeros((rows * Q, Kp), dy.dtype)
-    for nr in prange(rows):  # transpose the delta, one output row per iteration
-        n = nr // P
-        p = nr - n * P
-        for k in range(K):
-            src = dy[n, k, p]
-            for q in range(Q):
-                dyT[nr * Q + q, k] = src[q]
-    dyf = dyT.reshape(rows * Q * Kp)
     G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
-    rows_per_chunk = max(1, KC // Q)
+    chunk = max(1, KC // Q)  # output rows per transposed chunk
     steps = np.arange(Q).astype(np.uint64) * np.uint64(sw)  # the input step between neighbouring outputs
-    uKp = np.uint64(Kp)  # unsigned offsets for outer_acc
+    uNR = np.uint64(NR)
     partial = np.zeros((G, CB, KB, MR * NR), dw2.dtype)
     for item in prange(G * KB):  # item (g, kb) owns partial[g, :, kb]
         g = item // KB
         kb = item - g * KB
+        k0 = kb * NR
+        nk = min(NR, K - k0)
         acc = accumulators(dw2.dtype)
         ao = np.empty(MR, np.uint64)
-        for r0 in range(g * rows // G, (g + 1) * rows // G, rows_per_chunk):
-            r1 = min(r0 + rows_per_chunk, (g + 1) * rows // G)
+        dyT = np.zeros(chunk * Q * NR, dy.dtype)  # channels past K stay zero
+        for r0 in range(g * rows // G, (g + 1) * rows // G, chunk):
+            r1 = min(r0 + chunk, (g + 1) * rows // G)
+            for row in range(r0, r1):  # transpose this chunk's deltas: dyT[(row - r0)*Q + q, j]
+                n = row // P
+                p = row - n * P
+                for j in range(nk):
+                    src = dy[n, k0 + j, p]
+                    for q in range(Q):
+                        dyT[((row - r0) * Q + q) * NR + j] = src[q]
             for cb in range(CB):
                 blk = partial[g, cb, kb]
                 for t in range(MR * NR):
                     acc[t] = blk[t]
-                for nr in range(r0, r1):
-                    n = nr // P
-                    base = n * C * HW + (nr - n * P) * sh * Wp
+                for row in range(r0, r1):
+                    n = row // P
+                    base = n * C * HW + (row - n * P) * sh * Wp
                     for i in range(MR):
                         ao[i] = base + offs[cb * MR + i]
-                    outer_acc(xf, ao, steps, dyf, np.uint64(nr * Q * Kp + kb * NR), uKp, Q, acc)
+                    outer_acc(xf, ao, steps, dyT, np.uint64((row - r0) * Q * NR), uNR, Q, acc)
                 for t in range(MR * NR):
                     blk[t] = acc[t]
     for g in range(G):  # fixed order
