@@ -145,7 +145,7 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
                     zero_rows=(top, bottom))
 
 
-def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1):
+def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, *, _with_bias=False):
     """Gradient of conv2d with respect to its weight: the input cross-correlated with the delta,
     ``dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n, c, p*sh + r*dh - ph, q*sw + s*dw - pw]``.
 
@@ -159,6 +159,8 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1)
     Returns
     -------
     dw : array (K, C, R, S), summed over the batch
+        (With the private ``_with_bias=True``, used by ``nn.Conv2D``: ``(dw, db)``, the bias gradient summed
+        while the kernel reads the delta anyway, saving a pass over it.)
     """
     dy = float_array("dy", dy, 4)
     x = float_array("x", x, 4)
@@ -170,13 +172,16 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1)
     grad_shape("dy", dy, (x.shape[0], weight_shape[0], P, Q))
     be = backend_for(dy, x)
     xp = be.pad(be.contiguous(x), ph, pw)
-    # The backend picks: its stride-1 kernel (unpacked) or the packed one, which suits any stride.
-    if (sh, sw) == (1, 1) and be.use_direct_dw(xp, weight_shape[0]):
-        return be.k.conv2d_backward_weight_direct(xp, be.contiguous(dy), be.zeros(weight_shape, dtype), dh, dw)
     K, C, R, S = weight_shape
-    dw2 = be.zeros((K, C * R * S), dtype)
-    be.k.conv2d_backward_weight(xp, be.contiguous(dy), dw2, R, S, sh, sw, dh, dw)
-    return dw2.reshape(weight_shape)
+    db = be.zeros((K if _with_bias else 0,), dtype)
+    # The backend picks: its stride-1 kernel (unpacked) or the packed one, which suits any stride.
+    if (sh, sw) == (1, 1) and be.use_direct_dw(xp, K):
+        dwt = be.k.conv2d_backward_weight_direct(xp, be.contiguous(dy), be.zeros(weight_shape, dtype), dh, dw, db)
+    else:
+        dw2 = be.zeros((K, C * R * S), dtype)
+        be.k.conv2d_backward_weight(xp, be.contiguous(dy), dw2, R, S, sh, sw, dh, dw, db)
+        dwt = dw2.reshape(weight_shape)
+    return (dwt, db) if _with_bias else dwt
 
 
 def conv2d_backward_bias(dy):

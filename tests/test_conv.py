@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import fastconv as fc
 from helpers import check_conv, check_conv_fd
+import reference as ref
 from reference import out_size
 
 small = st.integers(1, 3)
@@ -89,3 +90,18 @@ def test_conv2d_of_a_known_case():
     dx = fc.conv2d_backward_input(np.ones((1, 1, 2, 2)), w, x.shape)
     # full convolution of a 2x2 block of ones with the flipped kernel
     np.testing.assert_array_equal(dx[0, 0], [[1, 3, 2], [4, 10, 6], [3, 7, 4]])
+
+
+@pytest.mark.parametrize("shape, kw", [((3, 2, 6, 9, 8, 3, 3), dict(padding=1)),  # the unpacked dW (few channels)
+                                       ((3, 2, 37, 9, 8, 3, 3), dict(padding=1)),  # the packed dW, two blocks
+                                       ((2, 3, 20, 9, 9, 3, 3), dict(stride=2))])
+def test_weight_gradient_with_the_bias_gradient(rng, shape, kw):
+    """nn.Conv2D asks conv2d_backward_weight for db too (summed while the kernel reads the delta): both must
+    match the references, and db must match conv2d_backward_bias."""
+    N, C, K, H, W, R, S = shape
+    x = rng.standard_normal((N, C, H, W))
+    dy = rng.standard_normal(fc.conv2d(x, np.zeros((K, C, R, S)), **kw).shape)
+    dw, db = fc.conv2d_backward_weight(dy, x, (K, C, R, S), **kw, _with_bias=True)
+    np.testing.assert_allclose(dw, ref.conv2d_backward_weight(dy, x, (K, C, R, S), **kw), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, ref.conv2d_backward_bias(dy), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, fc.conv2d_backward_bias(dy), rtol=1e-12, atol=1e-12)

@@ -37,9 +37,12 @@ class Conv2D(Module):
 
     def backward(self, dy):
         x = self._x
-        self.weight.accumulate(F.conv2d_backward_weight(dy, x, self.weight.shape, **self._kw()))
-        if self.bias is not None:
-            self.bias.accumulate(F.conv2d_backward_bias(dy))
+        if self.bias is None:
+            self.weight.accumulate(F.conv2d_backward_weight(dy, x, self.weight.shape, **self._kw()))
+        else:  # one pass over the delta for both
+            dw, db = F.conv2d_backward_weight(dy, x, self.weight.shape, **self._kw(), _with_bias=True)
+            self.weight.accumulate(dw)
+            self.bias.accumulate(db)
         if not self.input_grad:
             return None
         return F.conv2d_backward_input(dy, self.weight.data, x.shape, **self._kw())

@@ -349,8 +349,9 @@ def conv2d_backward_input_scatter(dy, w2, dx, R, S, sh, sw, dh, dw, ph, pw):
 
 
 @cpu_kernel
-def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
-    """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k, p, q] * patch[n, p, q, crs], any stride.
+def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw, db):
+    """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k, p, q] * patch[n, p, q, crs], any stride;
+    and, when db has K entries (not 0), db += the bias gradient, summed while the delta is transposed.
 
     For each output row (n, p), the Q positions are one reduction of ``outer_acc``: MR patch entries
     broadcast from the input in place (tap crs of position q is xp_flat[n, c, p*sh + r*dh, q*sw + s*dw], a
@@ -377,7 +378,9 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
     steps = np.arange(Q).astype(np.uint64) * np.uint64(sw)  # the input step between neighbouring outputs
     uNR = np.uint64(NR)
     partial = np.zeros((G, CB, KB, MR * NR), dw2.dtype)
-    for item in prange(G * KB):  # item (g, kb) owns partial[g, :, kb]
+    bias = db.size > 0
+    dbp = np.zeros((G, K), db.dtype)
+    for item in prange(G * KB):  # item (g, kb) owns partial[g, :, kb] and dbp[g, kb*NR : kb*NR + NR]
         g = item // KB
         kb = item - g * KB
         k0 = kb * NR
@@ -394,6 +397,11 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
                     src = dy[n, k0 + j, p]
                     for q in range(Q):
                         dyT[((row - r0) * Q + q) * NR + j] = src[q]
+                    if bias:
+                        sdb = dbp[g, k0 + j]
+                        for q in range(Q):
+                            sdb += src[q]
+                        dbp[g, k0 + j] = sdb
             for cb in range(CB):
                 blk = partial[g, cb, kb]
                 for t in range(MR * NR):
@@ -412,14 +420,17 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
             for i in range(CRS):
                 cb = i // MR
                 dw2[k, i] += partial[g, cb, kb, (i - cb * MR) * NR + k - kb * NR]
+            if bias:
+                db[k] += dbp[g, k]
     return dw2
 
 
 @cpu_kernel
-def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw):
+def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw, db):
     """Stride-1 dW without packing. The delta of image n is laid on the padded width (zeros past column Q),
     dyw[k, p*Wp + q] = dy[n, k, p, q]; then every tap is one long contiguous dot product,
     dwt[k, c, r, s] += dyw[k, :] . xp_flat[n, c, r*dh*Wp + s*dw :][:L], four channels by four taps at a time.
+    When db has K entries (not 0), db += the bias gradient, summed while the delta is laid out.
 
     The batch is summed in GROUPS fixed groups, each in its own buffer, added in order: deterministic.
     """
@@ -432,18 +443,24 @@ def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw):
     xf = xp.reshape(N, C, Hp * Wp)
     G = min(N, GROUPS)
     partial = np.zeros((G, K, C, T), dwt.dtype)
+    bias = db.size > 0
+    dbp = np.zeros((G, K), db.dtype)
     z = np.zeros(1, dwt.dtype)[0]
     offs = np.empty(T, np.int64)
     for r in range(R):
         for s in range(S):
             offs[r * S + s] = r * dh * Wp + s * dw
-    for g in prange(G):  # group g owns partial[g]
+    for g in prange(G):  # group g owns partial[g] and dbp[g]
         dyw = np.zeros((K, L), dy.dtype)  # the junk columns stay zero
         for n in range(g * N // G, (g + 1) * N // G):
             for k in range(K):
+                sdb = dbp[g, k]
                 for p in range(P):
                     for q in range(Q):
-                        dyw[k, p * Wp + q] = dy[n, k, p, q]
+                        v = dy[n, k, p, q]
+                        dyw[k, p * Wp + q] = v
+                        sdb += v
+                dbp[g, k] = sdb
             for c in range(C):
                 pl = xf[n, c]
                 for t in range(0, T4, 4):  # four taps at a time
@@ -472,6 +489,8 @@ def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw):
             for c in range(C):
                 for t in range(T):
                     dwf[k, c, t] += partial[g, k, c, t]
+            if bias:
+                db[k] += dbp[g, k]
     return dwt
 
 

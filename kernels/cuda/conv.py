@@ -77,15 +77,18 @@ def _backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
         dw2[k, crs] = acc
 
 
-def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw):
+def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw, db):
+    """dw2 += the weight gradient; db += the bias gradient when it has K entries (its own kernel here)."""
     launch(_backward_weight, dw2.size, xp, dy, dw2, R, S, sh, sw, dh, dw)
+    if db.size:
+        conv2d_backward_bias(dy, db)
     return dw2
 
 
-def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw):
+def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw, db):
     """Stride 1, weight as (K, C, R, S): the same per-element kernel (it pairs only real terms)."""
     K, C, R, S = dwt.shape
-    conv2d_backward_weight(xp, dy, dwt.reshape(K, C * R * S), R, S, 1, 1, dh, dw)
+    conv2d_backward_weight(xp, dy, dwt.reshape(K, C * R * S), R, S, 1, 1, dh, dw, db)
     return dwt
 
 
