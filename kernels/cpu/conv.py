@@ -1,19 +1,22 @@
-"""conv2d kernels: forward (cross-correlation), weight gradient, bias gradient, and the delta spreading that
-turns the input gradient into a forward pass (full convolution with the 180-degree-flipped kernel).
+"""conv2d kernels: forward (cross-correlation), weight gradient, bias gradient, input gradient, and the delta
+spreading that turns a strided input gradient into a forward pass.
 
-Every product runs on the outer-product micro-kernel of ``micro`` (an MR x NR block of outputs held in
-registers for the whole reduction):
+Every product runs on the outer-product micro-kernels of ``micro`` (an MR x NR block of outputs held in
+registers for the whole reduction), reading its operands in place through offset tables wherever it can:
 
 - forward, stride 1 (``conv2d_forward_direct``): outputs are computed on the padded width, so that for a run
-  of NR consecutive outputs t, tap (c, r, s) reads the NR consecutive inputs xp_flat[n, c, t + r*dh*Wp + s*dw]
+  of NR consecutive outputs t, tap (r, c, s) reads the NR consecutive inputs xp_flat[n, c, t + r*dh*Wp + s*dw]
   straight from the input: no packing. The columns q >= Q of that wide grid are dropped in the epilogue.
-- forward, any stride (``conv2d_forward``): NR output positions (flattened over the whole batch) are packed
-  into a panel, panel[crs, j] = xp[n, c, p*sh + r*dh, q*sw + s*dw], then multiplied the same way.
-- dW (``conv2d_backward_weight``): dw[k, crs] = sum over all positions of dy[n, k, pos] * patch[pos, crs];
-  the positions are the reduction, packed KC at a time as dy^T panels (KC x MR) and patch panels (KC x NR).
+- forward, strided (``conv2d_forward``): with at least NR/2 output channels, the channels are the vector and
+  MR output positions are broadcast from the input in place (``conv2d_forward_bcast``); with fewer, NR
+  positions are packed into a panel (``_forward_packed``).
+- input gradient: stride 1 goes through the forward (flipped kernel, zero-bordered delta); strided ones form
+  the columns W^T dy and scatter them (``conv2d_backward_input_scatter``).
+- weight gradient (``conv2d_backward_weight``): output channels are the vector, the input is broadcast in
+  place along each output row; few channels at stride 1 take the dot-product ``conv2d_backward_weight_direct``.
+  Both can sum the bias gradient on the way.
 
-Weights are packed once per call into (K/MR, C*R*S, MR) panels, zero beyond K. No checking here: shapes,
-dtypes and contiguity are the caller's contract (fastconv.functional).
+No checking here: shapes, dtypes and contiguity are the caller's contract (fastconv.functional).
 """
 import numpy as np
 from numba import prange
@@ -23,10 +26,11 @@ from .gemm import dot, dot1x4, dot4x4
 from .micro import MR, NR, accumulators, outer, outer_acc
 
 CHUNKS = 64  # the packed forward deals its tiles out in at most this many chunks (one panel buffer each)
-KC = 256  # positions per packed dW panel: the length of one micro-kernel reduction
+KC = 256  # dW transposes about this many delta positions (whole output rows) at a time
 DW_ITEMS = 16  # dW splits its positions into enough fixed groups to make about this many work items
 GROUPS = 16  # ... but never more groups than this (each needs a partial-sum buffer)
-PAD = 16  # kept for the CUDA weight matrices: reduction axes padded to a multiple of this
+PAD = 16  # weight matrices (K, C*R*S) have their rows padded to a multiple of this (the CUDA kernels' layout;
+# the CPU kernels read only the first C*R*S columns)
 
 
 def padded(n):

@@ -1,9 +1,8 @@
-"""Register-blocked dot-product micro-kernels, and C = A @ B.T built on them.
-
-Every product in fastconv reduces along a contiguous axis of both operands (a row of packed patches against a
-row of weights, a row of deltas against a row of transposed inputs). ``dot4x4`` keeps sixteen accumulators for
-a 4x4 block of C; LLVM vectorises its loop along the shared axis (``vfmadd`` on ``zmm``/``ymm``), so each
-element loaded feeds four FMAs. Edges of C that do not fill a 4x4 block use ``dot``.
+"""Register-blocked dot-product micro-kernels, and C = A @ B.T built on them: for products that reduce along
+an axis contiguous in both operands (the Linear forward, x @ w.T; the few-channel stride-1 weight gradient).
+``dot4x4`` keeps sixteen accumulators for a 4x4 block of C; LLVM vectorises its loop along the shared axis
+(``vfmadd`` on ``zmm``/``ymm``), so each element loaded feeds four FMAs, and sums each lane at the end. Edges
+of C that do not fill a 4x4 block use ``dot``. (The convolutions' main kernels are in ``micro``.)
 """
 import numpy as np
 from numba import prange
