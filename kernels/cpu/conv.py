@@ -253,6 +253,7 @@ def conv2d_forward_bcast(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
     taps = _tap_offsets(C, R, S, HW, Wp, dh, dw).astype(np.uint64)
     xf = xp.reshape(N * C * HW)
     wf = wT.reshape(CRS * Kp)
+    yf = y.reshape(N * K * P * Q)
     uKp = np.uint64(Kp)
     z = np.zeros(1, y.dtype)[0]
     for row in prange(N * P):  # each item owns output row (n, p) of every channel
@@ -272,11 +273,12 @@ def conv2d_forward_bcast(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
                 k0 = kb * NR
                 for j in range(min(NR, K - k0)):
                     b = bias[k0 + j]
+                    o = np.uint64(((n * K + k0 + j) * P + p) * Q + q0)  # unsigned: no wraparound fix-ups
                     for i in range(nq):
                         v = acc[i * NR + j] + b
                         if relu and v < 0:
                             v = z
-                        y[n, k0 + j, p, q0 + i] = v
+                        yf[o + np.uint64(i)] = v
     return y
 
 
