@@ -188,7 +188,7 @@ def _forward_packed(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
     for ch in prange(chunks):  # each chunk owns the output tiles it packs
         panel = np.empty(CRS * NR, xp.dtype)
         xb = np.zeros(NR, np.int64)  # where each position's patch starts in xf (0 past the last position)
-        yb = np.empty(NR, np.int64)  # where each position's output goes in yf (channel 0)
+        yb = np.empty(NR, np.uint64)  # where each position's output goes in yf (channel 0); unsigned: no fix-ups
         acc = accumulators(y.dtype)
         for it in range(ch * tiles // chunks, (ch + 1) * tiles // chunks):
             g0 = it * NR
@@ -221,7 +221,7 @@ def _forward_packed(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
                         v = acc[i * NR + j] + b
                         if relu and v < 0:
                             v = z
-                        yf[yb[j] + (k0 + i) * PQ] = v
+                        yf[yb[j] + np.uint64((k0 + i) * PQ)] = v
     return y
 
 
