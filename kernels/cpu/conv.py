@@ -24,6 +24,7 @@ from numba import prange
 from ..config import cpu_kernel
 from .gemm import dot, dot1x4, dot4x4
 from .micro import MR, NR, accumulators, outer, outer_acc
+from .ranges import inside
 
 CHUNKS = 64  # the packed forward deals its tiles out in at most this many chunks (one panel buffer each)
 KC = 256  # dW transposes about this many delta positions (whole output rows) at a time
@@ -294,8 +295,7 @@ def _scatter_columns(acc, dxf, cb, n, pos0, npos, Q, C, H, W, R, S, sh, sw, dh, 
         c = crs // RS
         r = (crs - c * RS) // S
         sd = (crs - c * RS - r * S) * dw - pw
-        qlo = 0 if sd >= 0 else (-sd + sw - 1) // sw  # first q whose input column is >= 0
-        qhi = min(Q, (W - 1 - sd) // sw + 1) if sd <= W - 1 else 0  # q whose input column is < W
+        qlo, qhi = inside(sd, sw, Q, W)  # the q whose input column q*sw + sd is inside
         plane = (n * C + c) * H * W
         p = pos0 // Q
         q = pos0 - p * Q
@@ -524,8 +524,7 @@ def dilate_pad(dy, z, sh, sw, oh, ow):
     """
     N, K, P, Q = dy.shape
     Hz, Wz = z.shape[2], z.shape[3]
-    qlo = 0 if ow >= 0 else (-ow + sw - 1) // sw
-    qhi = min(Q, (Wz - 1 - ow) // sw + 1) if ow <= Wz - 1 else 0
+    qlo, qhi = inside(ow, sw, Q, Wz)  # the q whose column q*sw + ow is inside z
     for nk in prange(N * K):  # one (n, k) plane per iteration
         n = nk // K
         k = nk - n * K

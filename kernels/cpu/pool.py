@@ -6,13 +6,7 @@ import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
-
-
-@cpu_kernel(parallel=False, inline=True)
-def window(o, stride, pad, k, size):
-    """[start, end) of output o's window along one axis, clipped to the input (padding lies outside)."""
-    start = o * stride - pad
-    return max(start, 0), min(start + k, size)
+from .ranges import inside, window
 
 
 @cpu_kernel(parallel=False, inline=True)
@@ -91,15 +85,6 @@ def max_pool2d_backward(dy, idx, dx):
     return dx
 
 
-@cpu_kernel(parallel=False, inline=True)
-def _tap_columns(s, sw, pw, Q, W):
-    """For kernel column s: the outputs q whose input column q*sw + s - pw lies inside [0, W), as [qlo, qhi)."""
-    off = s - pw
-    qlo = 0 if off >= 0 else (-off + sw - 1) // sw
-    qhi = min(Q, (W - 1 - off) // sw + 1) if off <= W - 1 else 0
-    return qlo, max(qlo, qhi)
-
-
 @cpu_kernel
 def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
     """y = sum over each window's in-bounds inputs / (kh*kw) (padded zeros count in the divisor).
@@ -122,8 +107,8 @@ def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
                     continue
                 row = x[n, c, h]
                 for s in range(kw):
-                    qlo, qhi = _tap_columns(s, sw, pw, Q, W)
                     off = s - pw
+                    qlo, qhi = inside(off, sw, Q, W)  # outputs whose tap column q*sw + off is inside
                     for q in range(qlo, qhi):
                         acc[q] += row[np.uint64(q * sw + off)]  # unsigned: no wraparound fix-ups
             out = y[n, c, p]
@@ -155,8 +140,8 @@ def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
                     continue
                 row = dx[n, c, h]
                 for s in range(kw):
-                    qlo, qhi = _tap_columns(s, sw, pw, Q, W)
                     off = s - pw
+                    qlo, qhi = inside(off, sw, Q, W)  # outputs whose tap column q*sw + off is inside
                     for q in range(qlo, qhi):
                         row[np.uint64(q * sw + off)] += g[q]
     return dx
