@@ -12,9 +12,9 @@ class CPUBackend:
     name = "cpu"
     # stride-1 forward passes read the input in place (no packing) for any number of output channels
     direct_max_channels = 1 << 62
-    # strided dX: scatter the columns W^T dy into dx (conv2d_backward_input_scatter) instead of spreading the
-    # delta into a mostly-zero buffer and running a forward over it
-    scatter_strided_dx = True
+    # dX: one stride-1 product per stride phase of dx (conv2d_backward_input_phased), reading the delta in place
+    # instead of spreading it into a mostly-zero buffer for the forward kernel
+    phased_dx = True
 
     def __init__(self):
         from .kernels import cpu

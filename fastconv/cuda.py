@@ -61,7 +61,7 @@ class CUDABackend:
     name = "cuda"
     # below this many output channels, stride-1 forward passes skip packing
     direct_max_channels = 8
-    scatter_strided_dx = False  # (a scatter would need atomics or a gather by input position)
+    phased_dx = False  # dX spreads the delta and runs the forward kernel over it
 
     def __init__(self):
         from .kernels import cuda as k

@@ -81,14 +81,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _relu=False
     return _forward(be, xp, weight, b, y, (sh, sw), (dh, dw), bool(_relu))
 
 
-def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False, zero_rows=(0, 0)):
+def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False):
     """Run the forward kernel that suits the shape: the unpacked one for stride 1 (on the GPU only for few
     output channels, where packing would cost more than the arithmetic), the packed one otherwise."""
     K = weight.shape[1] if flip else weight.shape[0]
     R, S = weight.shape[2:]
     if stride == (1, 1) and K < be.direct_max_channels:
         w = be.flipped(weight) if flip else be.contiguous(weight)
-        return be.k.conv2d_forward_direct(xp, w, b, y, dilation[0], dilation[1], relu, *zero_rows)
+        return be.k.conv2d_forward_direct(xp, w, b, y, dilation[0], dilation[1], relu)
     return be.k.conv2d_forward(xp, be.weight_matrix(weight, flip), b, y, R, S, *stride, *dilation, relu)
 
 
@@ -110,10 +110,10 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
 
     Notes
     -----
-    The delta is spread apart by the stride into a zero buffer padded by ``dil*(k-1) - pad`` on each side,
-    and correlated with the flipped, channel-transposed kernel by the forward kernel. On the CPU, strides
-    above 1 instead form the columns ``W^T dy`` and add each to the input it came from (the same sum,
-    without multiplying the spread delta's zeros).
+    On the CPU, each stride phase of dx (the inputs ``i = rho + stride*m``) is a stride-1 correlation of the
+    zero-bordered delta with the kernel taps that reach that phase, so no spread-out zeros are multiplied.
+    On the GPU the delta is spread apart by the stride into a zero buffer padded by ``dil*(k-1) - pad`` on
+    each side, and correlated with the flipped, channel-transposed kernel by the forward kernel.
     """
     dy = float_array("dy", dy, 4)
     weight = float_array("weight", weight, 4)
@@ -126,10 +126,9 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
     K, _, R, S = weight.shape
     grad_shape("dy", dy, (N, K, P, Q))
     be = backend_for(dy, weight)
-    if (sh, sw) != (1, 1) and be.scatter_strided_dx:
-        dx = be.zeros((N, C, H, W), dtype)
-        return be.k.conv2d_backward_input_scatter(be.contiguous(dy), be.weight_matrix(weight), dx, R, S, sh, sw,
-                                                  dh, dw, ph, pw)
+    if be.phased_dx:
+        return be.k.conv2d_backward_input_phased(be.contiguous(dy), be.contiguous(weight), be.zeros((N, C, H, W), dtype),
+                                                 sh, sw, dh, dw, ph, pw)
     eh, ew = dh * (R - 1), dw * (S - 1)  # extent of the dilated kernel, less one
     if (sh, sw) == (1, 1) and eh >= ph and ew >= pw:  # nothing to spread or crop: a plain zero border
         z = be.pad(be.contiguous(dy), eh - ph, ew - pw)
@@ -137,12 +136,7 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
         z = be.zeros((N, K, H + eh, W + ew), dtype)
         be.k.dilate_pad(be.contiguous(dy), z, sh, sw, eh - ph, ew - pw)
     dx = be.empty((N, C, H, W), dtype)
-    # z's rows before the first delta row and after the last are zero: the CPU kernel skips the kernel rows that
-    # read only those (terms outside the delta, which the sum leaves out), about 30% of LeNet C2's dX
-    top = min(max(eh - ph, 0), z.shape[2])
-    bottom = min(max(z.shape[2] - ((P - 1) * sh + eh - ph + 1), 0), z.shape[2])
-    return _forward(be, z, weight, be.zeros((C,), dtype), dx, (1, 1), (dh, dw), False, flip=True,
-                    zero_rows=(top, bottom))
+    return _forward(be, z, weight, be.zeros((C,), dtype), dx, (1, 1), (dh, dw), False, flip=True)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, *, _with_bias=False):

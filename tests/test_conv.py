@@ -59,11 +59,17 @@ def test_lenet_shapes(rng, dtype):
         ((40, 2, 20, 6, 5, 2, 2), dict(stride=(1, 2))),  # more positions than a packed panel spans images
         ((3, 3, 12, 7, 9, 3, 3), dict()),  # 9-16 channels (half a block of NR)
         ((3, 3, 13, 9, 8, 3, 2), dict(stride=2, padding=(1, 0))),
+        ((2, 3, 9, 7, 8, 3, 3), dict()),  # a forward run's tail of at most NR/2 positions (the half block)
+        ((3, 4, 7, 13, 14, 3, 3), dict(padding=1)),  # dX onto 4 channels: the thin block, several runs of NT
+        ((2, 5, 6, 13, 14, 3, 3), dict(padding=1)),  # dX onto 5 channels: one more than the thin block holds
+        ((2, 1, 5, 20, 21, 5, 5), dict(stride=2, padding=2)),  # dX onto 1 channel, phase by phase
+        ((2, 2, 3, 11, 12, 2, 3), dict(stride=3, padding=(0, 1))),  # dX phases that no tap reaches stay zero
     ],
 )
 def test_micro_kernel_blocking(rng, shape, kw, dtype):
-    """Shapes that cut the register blocks (MR output channels x NR positions, or NR channels in dW), the dW
-    position groups and panels, and the forward's last run (which would read past the batch) at odd places."""
+    """Shapes that cut the register blocks (MR output channels x NR positions, or NR channels in dW; the thin
+    MT x NT block of a dX onto few channels; the half block of a short tail), the dW position groups and
+    panels, the dX stride phases, and the forward's last run (which would read past the batch) at odd places."""
     check_conv(rng, *shape, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), dtype)
 
 

@@ -18,7 +18,7 @@ from .elementwise import (  # noqa: E402
 from .loss import softmax_cross_entropy  # noqa: E402
 from .conv import (  # noqa: E402
     conv2d_backward_bias,
-    conv2d_backward_input_scatter,
+    conv2d_backward_input_phased,
     conv2d_backward_weight,
     conv2d_backward_weight_direct,
     conv2d_forward,

@@ -1,17 +1,19 @@
 """conv2d kernels: forward (cross-correlation), weight gradient, bias gradient, input gradient, and the delta
-spreading that turns a strided input gradient into a forward pass.
+spreading that turns a strided input gradient into a forward pass (the CUDA target's way; its CPU twin is
+kept for parity and tests).
 
 Every product runs on the outer-product micro-kernels of ``micro`` (an MR x NR block of outputs held in
 registers for the whole reduction), reading its operands in place through offset tables wherever it can:
 
-- forward, stride 1 (``conv2d_forward_direct``): outputs are computed on the padded width, so that for a run
-  of NR consecutive outputs t, tap (r, c, s) reads the NR consecutive inputs xp_flat[n, c, t + r*dh*Wp + s*dw]
-  straight from the input: no packing. The columns q >= Q of that wide grid are dropped in the epilogue.
+- forward, stride 1 (``conv2d_forward_direct`` on ``_direct``): outputs are computed on the padded width, so
+  that for a run of NR consecutive outputs t, tap (r, c, s) reads the NR consecutive inputs
+  xp_flat[n, c, t + r*dh*Wp + s*dw] straight from the input: no packing. The columns q >= Q of that wide grid
+  are dropped in the epilogue.
 - forward, strided (``conv2d_forward``): with at least NR/2 output channels, the channels are the vector and
   MR output positions are broadcast from the input in place (``conv2d_forward_bcast``); with fewer, NR
   positions are packed into a panel (``_forward_packed``).
-- input gradient: stride 1 goes through the forward (flipped kernel, zero-bordered delta); strided ones form
-  the columns W^T dy and scatter them (``conv2d_backward_input_scatter``).
+- input gradient (``conv2d_backward_input_phased``): each stride phase of dx is a stride-1 product of the
+  zero-bordered delta with the kernel taps that reach it, on the same ``_direct``; no spread-out zeros.
 - weight gradient (``conv2d_backward_weight``): output channels are the vector, the input is broadcast in
   place along each output row; few channels at stride 1 take the dot-product ``conv2d_backward_weight_direct``.
   Both can sum the bias gradient on the way.
@@ -23,7 +25,7 @@ from numba import prange
 
 from ..config import cpu_kernel
 from .gemm import dot, dot1x4, dot4x4
-from .micro import MR, NR, accumulators, outer, outer_acc
+from .micro import MR, MT, NR, NT, accumulators, outer, outer_acc, outer_half, outer_thin
 from .ranges import inside
 
 CHUNKS = 64  # the packed forward deals its tiles out in at most this many chunks (one panel buffer each)
@@ -39,15 +41,15 @@ def padded(n):
 
 
 @cpu_kernel(parallel=False, inline=True)
-def _pack_weights(w2, K, CRS):
-    """(K, >= CRS) weight rows -> (ceil(K/MR), CRS, MR) panels, ap[kb, crs, i] = w2[kb*MR + i, crs], zero
-    for the rows past K."""
-    KB = (K + MR - 1) // MR
-    ap = np.zeros((KB, CRS, MR), w2.dtype)
+def _pack_weights(w2, K, CRS, rows):
+    """(K, >= CRS) weight rows -> (ceil(K/rows), CRS, rows) panels, ap[kb, crs, i] = w2[kb*rows + i, crs],
+    zero for the rows past K."""
+    KB = (K + rows - 1) // rows
+    ap = np.zeros((KB, CRS, rows), w2.dtype)
     for k in range(K):
-        kb = k // MR
+        kb = k // rows
         for c in range(CRS):
-            ap[kb, c, k - kb * MR] = w2[k, c]
+            ap[kb, c, k - kb * rows] = w2[k, c]
     return ap
 
 
@@ -66,96 +68,206 @@ def _tap_offsets(C, R, S, plane, row, dh, dw):
 
 
 @cpu_kernel(parallel=False, inline=True)
-def _store_wide_run(acc, y, n, k0, t0, count, Wp, bias, relu, z):
-    """Epilogue of the stride-1 forward: y[n, k0 + i, p, q] = bias + acc[i, j] (clamped at zero with relu)
-    for wide positions t0 + j = p*Wp + q, j < count, dropping the columns q >= Q. The run is cut into its
-    pieces of whole rows, so each store loop is contiguous; its indices are unsigned, so the loop vectorises
-    (a signed index would bring Numba's negative-index fix-up into every iteration)."""
-    K, Q = y.shape[1], y.shape[3]
-    p = t0 // Wp
-    q = t0 - p * Wp
+def _store_wide_run(acc, y, n, k0, t0, count, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx):
+    """Epilogue of the unpacked product: output (m, q) of the grid goes to y[n, k0 + i, oy + sy*m, ox + sx*q]
+    as bias + acc[i*nr + j] (clamped at zero with relu), for the wide positions t0 + j = m*Wp + q, j < count,
+    dropping the columns q >= Q. The run is cut into its pieces of whole rows, so for sx = 1 each store loop
+    is contiguous; its indices are unsigned, so the loop vectorises (a signed index would bring Numba's
+    negative-index fix-up into every iteration)."""
+    K = y.shape[1]
+    m = t0 // Wp
+    q = t0 - m * Wp
     j = 0
     while j < count:
         seg = min(count - j, Wp - q)  # wide positions left in this row
-        m = min(seg, Q - q)  # of which real outputs
-        for i in range(min(MR, K - k0)):
+        cnt = min(seg, Q - q)  # of which real outputs
+        for i in range(min(mr, K - k0)):
             b = bias[k0 + i]
-            row = y[n, k0 + i, p]
-            a = np.uint64(i * NR + j)
-            r = np.uint64(q)
-            for u in range(m):
-                uu = np.uint64(u)
-                v = acc[a + uu] + b
-                if relu and v < 0:
-                    v = z
-                row[r + uu] = v
+            row = y[n, k0 + i, oy + sy * m]
+            a = np.uint64(i * nr + j)
+            r = np.uint64(ox + sx * q)
+            usx = np.uint64(sx)
+            if sx == 1:
+                for u in range(cnt):
+                    uu = np.uint64(u)
+                    v = acc[a + uu] + b
+                    if relu and v < 0:
+                        v = z
+                    row[r + uu] = v
+            else:
+                for u in range(cnt):
+                    uu = np.uint64(u)
+                    v = acc[a + uu] + b
+                    if relu and v < 0:
+                        v = z
+                    row[r + uu * usx] = v
         j += seg
-        p += 1
+        m += 1
         q = 0
 
 
 @cpu_kernel
-def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu, zt=0, zb=0):
-    """Stride-1 forward without packing (see the module docstring); ``relu`` clamps at zero in the epilogue.
+def _direct(xf, img, Hp, Wp, offs, rows, wt, bias, y, P, Q, oy, sy, ox, sx, relu, zt, zb):
+    """The unpacked product behind every stride-1 pass (see the module docstring).
 
-    The taps are ordered by kernel row first, (r, c, s), so that the taps of a kernel row are one contiguous
-    stretch of the reduction. The caller may say that the first ``zt`` and last ``zb`` rows of every input
-    plane lie outside the data (the border of a spread delta): a run then skips the kernel rows that read
-    only those rows for all of its outputs (terms that the sum leaves out). This saves about 30% of the input
-    gradient of a small layer (LeNet's C2), whose spread delta has a wide zero border.
+    xf holds N images of ``img`` values, each a stack of planes with Hp rows of Wp. The output grid (m, q),
+    m < P, q < Q, is computed on the wide positions t = m*Wp + q: tap t of output t reads xf[n*img + t + offs[t]],
+    whose input row is m + rows[t] (rows non-decreasing); wt (K, T) holds the weights of the taps. Output (m, q)
+    of channel k is stored at y[n, k, oy + sy*m, ox + sx*q] (``_store_wide_run``). With at most MT output
+    channels the thin MT x NT block is used, so a 1-3 channel input gradient does not waste most of a block.
 
-    Work items are (image, run of NR wide positions); each owns the outputs it stores. A run whose reads would
+    The caller may say that the first ``zt`` and last ``zb`` rows of every plane lie outside the data (the
+    border of a padded delta): a run then skips the taps that read only those rows for all of its outputs
+    (terms that the sum leaves out). This saves about 30% of the input gradient of a small layer (LeNet's C2),
+    whose padded delta has a wide zero border.
+
+    Work items are (image, run of wide positions); each owns the outputs it stores. A run whose reads would
     pass the end of the batch (only the last image's last runs) is first copied into a zero-filled panel.
     """
-    N, C, Hp, Wp = xp.shape
-    K, R, S = w.shape[0], w.shape[2], w.shape[3]
-    P, Q = y.shape[2], y.shape[3]
-    CS = C * S
-    CRS = C * R * S
-    HW = Hp * Wp
-    L = (P - 1) * Wp + Q  # the wide positions that hold outputs
-    wr = np.empty((K, CRS), w.dtype)  # the weights in tap order (r, c, s)
-    offs = np.empty(CRS, np.int64)  # where tap (r, c, s) reads, relative to its output's top-left input
-    for r in range(R):
-        for c in range(C):
-            for s in range(S):
-                i = (r * C + c) * S + s
-                offs[i] = c * HW + r * dh * Wp + s * dw
-                for k in range(K):
-                    wr[k, i] = w[k, c, r, s]
-    ap = _pack_weights(wr, K, CRS)
+    N, K = y.shape[0], y.shape[1]
+    T = offs.size
+    thin = K <= MT
+    mr = MT if thin else MR
+    nr = NT if thin else NR
+    ap = _pack_weights(wt, K, T, mr)
     KB = ap.shape[0]
-    seq = np.arange(CRS) * NR  # row offsets of a packed panel
-    xf = xp.reshape(N * C * HW)
-    total = N * C * HW
-    reach = offs.max() + NR  # a run starting at flat index b reads below b + reach
-    runs = (L + NR - 1) // NR
+    seq = np.arange(T) * nr  # row offsets of a packed panel
+    total = N * img
+    reach = offs.max() + nr  # a run starting at flat index b reads below b + reach
+    L = (P - 1) * Wp + Q  # the wide positions that hold outputs
+    runs = (L + nr - 1) // nr
+    top = rows[T - 1] + 1
+    first = np.empty(top + 1, np.int64)  # first[h]: the first tap whose input row offset is at least h
+    t = 0
+    for h in range(top + 1):
+        while t < T and rows[t] < h:
+            t += 1
+        first[h] = t
     z = np.zeros(1, y.dtype)[0]
     for it in prange(N * runs):  # each item owns the outputs of its run, for every output channel
         n = it // runs
-        t0 = (it - n * runs) * NR
-        start = n * C * HW + t0
+        t0 = (it - n * runs) * nr
+        start = n * img + t0
         acc = accumulators(y.dtype)
-        last = min(NR, L - t0)
-        # kernel rows whose input rows are all padding for every output row p0..p1 of the run
-        p0 = t0 // Wp
-        p1 = (t0 + last - 1) // Wp
-        r_lo = min(R, max(0, (zt - p1 + dh - 1) // dh))  # first r with p1 + r*dh >= zt
-        r_hi = max(r_lo, min(R, (Hp - zb - 1 - p0) // dh + 1))  # r with p0 + r*dh < Hp - zb
-        k0, k1 = r_lo * CS, r_hi * CS
+        last = min(nr, L - t0)
+        # the taps whose input rows are all zero border for every output row m0..m1 of the run
+        m0 = t0 // Wp
+        m1 = (t0 + last - 1) // Wp
+        k0 = first[min(top, max(0, zt - m1))]  # first tap with m1 + rows >= zt
+        k1 = max(k0, first[min(top, max(0, Hp - zb - m0))])  # taps with m0 + rows < Hp - zb
         if start + reach > total:
-            panel = np.zeros(CRS * NR, xp.dtype)
-            for k in range(CRS):
-                for j in range(min(NR, total - start - offs[k])):
-                    panel[k * NR + j] = xf[start + offs[k] + j]
+            panel = np.zeros(T * nr, xf.dtype)
+            for k in range(T):
+                for j in range(min(nr, total - start - offs[k])):
+                    panel[k * nr + j] = xf[start + offs[k] + j]
             for kb in range(KB):
-                outer(ap[kb], panel, seq, 0, CRS, acc)
-                _store_wide_run(acc, y, n, kb * MR, t0, last, Wp, bias, relu, z)
-        else:  # (a separate call: LLVM keeps acc in registers only when the source is one array)
+                if thin:
+                    outer_thin(ap[kb], panel, seq, 0, T, acc)
+                else:
+                    outer(ap[kb], panel, seq, 0, T, acc)
+                _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
+        else:  # (separate calls: LLVM keeps acc in registers only when the source is one array)
             for kb in range(KB):
-                outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
-                _store_wide_run(acc, y, n, kb * MR, t0, last, Wp, bias, relu, z)
+                if thin:
+                    outer_thin(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                elif 2 * last <= NR:  # a short tail: half the columns
+                    outer_half(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                else:
+                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
     return y
+
+
+@cpu_kernel(parallel=False)  # (its products run in parallel inside _direct)
+def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
+    """Stride-1 forward without packing (``_direct`` on the padded input, taps in the order (r, c, s), so
+    the rows they read do not decrease); ``relu`` clamps at zero."""
+    N, C, Hp, Wp = xp.shape
+    K, R, S = w.shape[0], w.shape[2], w.shape[3]
+    T = C * R * S
+    wt = np.empty((K, T), w.dtype)
+    offs = np.empty(T, np.int64)
+    rows = np.empty(T, np.int64)
+    for r in range(R):
+        for c in range(C):
+            for s in range(S):
+                t = (r * C + c) * S + s
+                offs[t] = c * Hp * Wp + r * dh * Wp + s * dw
+                rows[t] = r * dh
+                for k in range(K):
+                    wt[k, t] = w[k, c, r, s]
+    xf = xp.reshape(N * C * Hp * Wp)
+    return _direct(xf, C * Hp * Wp, Hp, Wp, offs, rows, wt, bias, y, y.shape[2], y.shape[3], 0, 1, 0, 1, relu, 0, 0)
+
+
+@cpu_kernel(parallel=False, inline=True)
+def _phase_margin(n, step, pad, k, dil, m_in):
+    """For one axis of the input gradient: the zero border (lead, size) to lay the delta in. Output
+    i = rho + step*m (phase rho) takes delta m + e from kernel tap t, e = (rho + pad - t*dil) / step where
+    that divides; the delta must sit at ``lead`` in an axis of ``size`` so that every read m + e + lead of
+    every phase lies in [0, size)."""
+    lo, hi = 0, m_in
+    for rho in range(min(step, n)):
+        M = (n - rho + step - 1) // step
+        for t in range(k):
+            d = rho + pad - t * dil
+            if d % step == 0:
+                lo = min(lo, d // step)
+                hi = max(hi, M + d // step)
+    return -lo, hi - lo
+
+
+@cpu_kernel(parallel=False)  # (its products run in parallel inside _direct)
+def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
+    """dx (N, C, H, W), zeroed, = the input gradient, one stride phase of dx at a time: dx[n, c, rho + sh*m,
+    sig + sw*q] = sum over the taps (k, r, s) with rho + ph - r*dh = sh*e and sig + pw - s*dw = sw*f of
+    w[k, c, r, s] * dy[n, k, m + e, q + f]: a stride-1 correlation of the delta (laid into a zero border sized
+    by ``_phase_margin``) with that phase's taps. For stride 1 this is the full correlation with the
+    flipped kernel; for larger strides it multiplies no spread-out zeros. Phases that no tap reaches stay
+    zero."""
+    N, K, P, Q = dy.shape
+    C, R, S = w.shape[1], w.shape[2], w.shape[3]
+    H, W = dx.shape[2], dx.shape[3]
+    top, Hd = _phase_margin(H, sh, ph, R, dh, P)
+    left, Wd = _phase_margin(W, sw, pw, S, dw, Q)
+    dyp = pad_into(dy, np.empty((N, K, Hd, Wd), dy.dtype), top, left)
+    dyf = dyp.reshape(N * K * Hd * Wd)
+    bias = np.zeros(C, dx.dtype)
+    for rho in range(min(sh, H)):
+        for sig in range(min(sw, W)):
+            nr = 0
+            for r in range(R):
+                if (rho + ph - r * dh) % sh == 0:
+                    nr += 1
+            ns = 0
+            for s in range(S):
+                if (sig + pw - s * dw) % sw == 0:
+                    ns += 1
+            T = nr * K * ns
+            if T == 0:
+                continue
+            wt = np.empty((C, T), w.dtype)
+            offs = np.empty(T, np.int64)
+            rows = np.empty(T, np.int64)
+            t = 0
+            for r in range(R - 1, -1, -1):  # rows read rise as r falls
+                if (rho + ph - r * dh) % sh != 0:
+                    continue
+                e = (rho + ph - r * dh) // sh + top
+                for k in range(K):
+                    for s in range(S):
+                        if (sig + pw - s * dw) % sw != 0:
+                            continue
+                        offs[t] = k * Hd * Wd + e * Wd + (sig + pw - s * dw) // sw + left
+                        rows[t] = e
+                        for c in range(C):
+                            wt[c, t] = w[k, c, r, s]
+                        t += 1
+            M = (H - rho + sh - 1) // sh
+            Mq = (W - sig + sw - 1) // sw
+            _direct(dyf, K * Hd * Wd, Hd, Wd, offs, rows, wt, bias, dx, M, Mq, rho, sh, sig, sw, False, top,
+                    Hd - top - P)
+    return dx
 
 
 def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
@@ -176,7 +288,7 @@ def _forward_packed(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
     PQ = P * Q
     CRS = C * R * S
     HW = Hp * Wp
-    ap = _pack_weights(w2, K, CRS)
+    ap = _pack_weights(w2, K, CRS, MR)
     KB = ap.shape[0]
     offs = _tap_offsets(C, R, S, HW, Wp, dh, dw)
     seq = np.arange(CRS) * NR
@@ -281,77 +393,6 @@ def conv2d_forward_bcast(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
                             v = z
                         yf[o + np.uint64(i)] = v
     return y
-
-
-@cpu_kernel(parallel=False, inline=True)
-def _scatter_columns(acc, dxf, cb, n, pos0, npos, Q, C, H, W, R, S, sh, sw, dh, dw, ph, pw):
-    """dx[n, c, p*sh + r*dh - ph, q*sw + s*dw - pw] += acc[i, j] for the MR taps (c, r, s) of block cb and
-    the delta positions pos0 + j = p*Q + q, j < npos. The run is cut into its pieces of whole delta rows; in
-    each piece the range of q whose input lies inside (not in the padding) is worked out once, so the adding
-    loop has no branches (and for stride 1 is contiguous)."""
-    RS = R * S
-    for i in range(min(MR, C * RS - cb * MR)):
-        crs = cb * MR + i
-        c = crs // RS
-        r = (crs - c * RS) // S
-        sd = (crs - c * RS - r * S) * dw - pw
-        qlo, qhi = inside(sd, sw, Q, W)  # the q whose input column q*sw + sd is inside
-        plane = (n * C + c) * H * W
-        p = pos0 // Q
-        q = pos0 - p * Q
-        j = 0
-        while j < npos:
-            seg = min(npos - j, Q - q)  # positions left in delta row p
-            h = p * sh + r * dh - ph
-            if h >= 0 and h < H:
-                o = plane + h * W + sd
-                a = i * NR + j - q  # acc index of position (p, q') is a + q'
-                for qq in range(max(q, qlo), min(q + seg, qhi)):
-                    dxf[np.uint64(o + qq * sw)] += acc[np.uint64(a + qq)]  # unsigned: no wraparound fix-ups
-            j += seg
-            p += 1
-            q = 0
-
-
-@cpu_kernel
-def conv2d_backward_input_scatter(dy, w2, dx, R, S, sh, sw, dh, dw, ph, pw):
-    """dx (N, C, H, W), zeroed, += the input gradient without spreading the delta: for a run of NR delta
-    positions of image n (consecutive over its rows), the columns col[crs, j] = sum_k w2[k, crs] *
-    dy[n, k, pos0 + j] (``outer``: MR taps broadcast, the delta read in place), then each column entry is
-    added to the input it came from (``_scatter_columns``). Used for strides above 1, where the spread delta
-    would be mostly zeros (with stride 1 the scattered adds cost more than the flipped forward's wasted
-    arithmetic: 0.6 vs 0.29 ms on LeNet's C2). Work items are images: each owns its dx[n], so overlapping
-    windows add up without races.
-    """
-    N, K, P, Q = dy.shape
-    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
-    PQ = P * Q
-    CRS = C * R * S
-    at = _pack_weights(w2[:, :CRS].T, CRS, K)  # (CRS/MR, K, MR): MR taps per step of k
-    CB = at.shape[0]
-    rows = np.arange(K) * PQ  # where delta channel k starts within an image
-    seq = np.arange(K) * NR
-    dyf = dy.reshape(N * K * PQ)
-    dxf = dx.reshape(N * C * H * W)
-    total = N * K * PQ
-    for n in prange(N):  # each item owns dx[n]
-        acc = accumulators(dx.dtype)
-        panel = np.zeros(K * NR, dy.dtype)
-        for pos0 in range(0, PQ, NR):
-            npos = min(NR, PQ - pos0)
-            start = n * K * PQ + pos0
-            if start + rows[K - 1] + NR > total:  # the batch's last run: copy it, so no read passes the end
-                for k in range(K):
-                    for j in range(npos):
-                        panel[k * NR + j] = dyf[start + k * PQ + j]
-                for cb in range(CB):
-                    outer(at[cb], panel, seq, 0, K, acc)
-                    _scatter_columns(acc, dxf, cb, n, pos0, npos, Q, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
-            else:  # (a separate call: LLVM keeps acc in registers only when the source is one array)
-                for cb in range(CB):
-                    outer(at[cb], dyf, rows, start, K, acc)
-                    _scatter_columns(acc, dxf, cb, n, pos0, npos, Q, C, H, W, R, S, sh, sw, dh, dw, ph, pw)
-    return dx
 
 
 @cpu_kernel
@@ -540,8 +581,9 @@ def dilate_pad(dy, z, sh, sw, oh, ow):
 
 
 @cpu_kernel
-def pad_into(x, xp, ph, pw):
-    """xp (N, C, H + 2*ph, W + 2*pw), uninitialised, = x with ph zero rows and pw zero columns on each side."""
+def pad_into(x, xp, top, left):
+    """xp (N, C, >= H + top, >= W + left), uninitialised, = x placed at row ``top`` and column ``left`` of each
+    plane, zeros everywhere else."""
     N, C, H, W = x.shape
     Hp, Wp = xp.shape[2], xp.shape[3]
     z = np.zeros(1, xp.dtype)[0]
@@ -550,14 +592,15 @@ def pad_into(x, xp, ph, pw):
         c = nc - n * C
         for h in range(Hp):
             dst = xp[n, c, h]
-            if h < ph or h >= ph + H:
+            if h < top or h >= top + H:
                 for v in range(Wp):
                     dst[v] = z
                 continue
-            src = x[n, c, h - ph]
-            for v in range(pw):
+            src = x[n, c, h - top]
+            for v in range(left):
                 dst[v] = z
-                dst[pw + W + v] = z
+            for v in range(left + W, Wp):
+                dst[v] = z
             for v in range(W):
-                dst[np.uint64(pw + v)] = src[v]  # unsigned: no wraparound fix-ups
+                dst[np.uint64(left + v)] = src[v]  # unsigned: no wraparound fix-ups
     return xp
