@@ -107,24 +107,30 @@ def _store_wide_run(acc, y, n, k0, t0, count, Wp, Q, bias, relu, z, mr, nr, oy, 
 
 
 @cpu_kernel
-def _direct(xf, img, Hp, Wp, offs, rows, wt, bias, y, P, Q, oy, sy, ox, sx, relu, zt, zb):
-    """The unpacked product behind every stride-1 pass (see the module docstring).
+def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, sy, sx, relu, zt, zb):
+    """The unpacked product behind every stride-1 pass (see the module docstring), for J problems that share
+    one input: the forward is one problem, an input gradient has one per stride phase.
 
-    xf holds N images of ``img`` values, each a stack of planes with Hp rows of Wp. The output grid (m, q),
-    m < P, q < Q, is computed on the wide positions t = m*Wp + q: tap t of output t reads xf[n*img + t + offs[t]],
-    whose input row is m + rows[t] (rows non-decreasing); wt (K, T) holds the weights of the taps. Output (m, q)
-    of channel k is stored at y[n, k, oy + sy*m, ox + sx*q] (``_store_wide_run``). With at most MT output
-    channels the thin MT x NT block is used, so a 1-3 channel input gradient does not waste most of a block.
+    xf holds N images of ``img`` values, each a stack of planes with Hp rows of Wp. Problem j has the taps
+    tstart[j] <= t < tstart[j + 1] and the output grid (m, q), m < P, q < Q, with (P, Q, oy, ox) = grids[j];
+    the grid is computed on the wide positions m*Wp + q: tap t of that position reads xf[n*img + m*Wp + q +
+    offs[t]], whose input row is m + rows[t] (rows non-decreasing within a problem); wt (K, T) holds the taps'
+    weights. Output (m, q) of channel k goes to y[n, k, oy + sy*m, ox + sx*q] (``_store_wide_run``). With at
+    most MT output channels the thin MT x NT block is used, so a 1-4 channel input gradient does not waste
+    most of a block.
 
     The caller may say that the first ``zt`` and last ``zb`` rows of every plane lie outside the data (the
     border of a padded delta): a run then skips the taps that read only those rows for all of its outputs
     (terms that the sum leaves out). This saves about 30% of the input gradient of a small layer (LeNet's C2),
     whose padded delta has a wide zero border.
 
-    Work items are (image, run of wide positions); each owns the outputs it stores. A run whose reads would
-    pass the end of the batch (only the last image's last runs) is first copied into a zero-filled panel.
+    Work items are (image, run index): an item computes that run of every problem, one after the other, while
+    their inputs (the same rows of the same image) are in cache; it owns the outputs it stores. A run whose
+    reads would pass the end of the batch (only the last image's last runs) is first copied into a zero-filled
+    panel.
     """
     N, K = y.shape[0], y.shape[1]
+    J = tstart.size - 1
     T = offs.size
     thin = K <= MT
     mr = MT if thin else MR
@@ -133,48 +139,58 @@ def _direct(xf, img, Hp, Wp, offs, rows, wt, bias, y, P, Q, oy, sy, ox, sx, relu
     KB = ap.shape[0]
     seq = np.arange(T) * nr  # row offsets of a packed panel
     total = N * img
-    reach = offs.max() + nr  # a run starting at flat index b reads below b + reach
-    L = (P - 1) * Wp + Q  # the wide positions that hold outputs
-    runs = (L + nr - 1) // nr
-    top = rows[T - 1] + 1
-    first = np.empty(top + 1, np.int64)  # first[h]: the first tap whose input row offset is at least h
-    t = 0
-    for h in range(top + 1):
-        while t < T and rows[t] < h:
-            t += 1
-        first[h] = t
+    reach = np.empty(J, np.int64)  # a run of problem j starting at flat index b reads below b + reach[j]
+    runs = 0
+    top = 0
+    for jp in range(J):
+        reach[jp] = offs[tstart[jp] : tstart[jp + 1]].max() + nr
+        runs = max(runs, ((grids[jp, 0] - 1) * Wp + grids[jp, 1] + nr - 1) // nr)
+        top = max(top, rows[tstart[jp + 1] - 1] + 1)
+    first = np.empty((J, top + 1), np.int64)  # first[j, h]: problem j's first tap whose row offset is >= h
+    for jp in range(J):
+        t = tstart[jp]
+        for h in range(top + 1):
+            while t < tstart[jp + 1] and rows[t] < h:
+                t += 1
+            first[jp, h] = t
     z = np.zeros(1, y.dtype)[0]
-    for it in prange(N * runs):  # each item owns the outputs of its run, for every output channel
+    for it in prange(N * runs):  # each item owns the outputs of its runs, for every output channel
         n = it // runs
         t0 = (it - n * runs) * nr
         start = n * img + t0
         acc = accumulators(y.dtype)
-        last = min(nr, L - t0)
-        # the taps whose input rows are all zero border for every output row m0..m1 of the run
-        m0 = t0 // Wp
-        m1 = (t0 + last - 1) // Wp
-        k0 = first[min(top, max(0, zt - m1))]  # first tap with m1 + rows >= zt
-        k1 = max(k0, first[min(top, max(0, Hp - zb - m0))])  # taps with m0 + rows < Hp - zb
-        if start + reach > total:
-            panel = np.zeros(T * nr, xf.dtype)
-            for k in range(T):
-                for j in range(min(nr, total - start - offs[k])):
-                    panel[k * nr + j] = xf[start + offs[k] + j]
-            for kb in range(KB):
-                if thin:
-                    outer_thin(ap[kb], panel, seq, 0, T, acc)
-                else:
-                    outer(ap[kb], panel, seq, 0, T, acc)
-                _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
-        else:  # (separate calls: LLVM keeps acc in registers only when the source is one array)
-            for kb in range(KB):
-                if thin:
-                    outer_thin(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
-                elif 2 * last <= NR:  # a short tail: half the columns
-                    outer_half(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
-                else:
-                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
-                _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
+        for jp in range(J):
+            P, Q, oy, ox = grids[jp, 0], grids[jp, 1], grids[jp, 2], grids[jp, 3]
+            L = (P - 1) * Wp + Q  # the wide positions that hold outputs
+            if t0 >= L:
+                continue
+            last = min(nr, L - t0)
+            # the taps whose input rows are all zero border for every output row m0..m1 of the run
+            m0 = t0 // Wp
+            m1 = (t0 + last - 1) // Wp
+            k0 = first[jp, min(top, max(0, zt - m1))]  # first tap with m1 + rows >= zt
+            k1 = max(k0, first[jp, min(top, max(0, Hp - zb - m0))])  # taps with m0 + rows < Hp - zb
+            if start + reach[jp] > total:
+                k0, k1 = tstart[jp], tstart[jp + 1]
+                panel = np.zeros((k1 - k0) * nr, xf.dtype)
+                for k in range(k0, k1):
+                    for j in range(min(nr, total - start - offs[k])):
+                        panel[(k - k0) * nr + j] = xf[start + offs[k] + j]
+                for kb in range(KB):
+                    if thin:
+                        outer_thin(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
+                    else:
+                        outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
+                    _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
+            else:  # (separate calls: LLVM keeps acc in registers only when the source is one array)
+                for kb in range(KB):
+                    if thin:
+                        outer_thin(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                    elif 2 * last <= NR:  # a short tail: half the columns
+                        outer_half(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                    else:
+                        outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                    _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
     return y
 
 
@@ -197,7 +213,9 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
                 for k in range(K):
                     wt[k, t] = w[k, c, r, s]
     xf = xp.reshape(N * C * Hp * Wp)
-    return _direct(xf, C * Hp * Wp, Hp, Wp, offs, rows, wt, bias, y, y.shape[2], y.shape[3], 0, 1, 0, 1, relu, 0, 0)
+    tstart = np.array([0, T])
+    grid = np.array([[y.shape[2], y.shape[3], 0, 0]])
+    return _direct(xf, C * Hp * Wp, Hp, Wp, offs, rows, tstart, wt, bias, y, grid, 1, 1, relu, 0, 0)
 
 
 @cpu_kernel(parallel=False, inline=True)
@@ -223,16 +241,18 @@ def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
     sig + sw*q] = sum over the taps (k, r, s) with rho + ph - r*dh = sh*e and sig + pw - s*dw = sw*f of
     w[k, c, r, s] * dy[n, k, m + e, q + f]: a stride-1 correlation of the delta (laid into a zero border sized
     by ``_phase_margin``) with that phase's taps. For stride 1 this is the full correlation with the
-    flipped kernel; for larger strides it multiplies no spread-out zeros. Phases that no tap reaches stay
-    zero."""
+    flipped kernel; for larger strides it multiplies no spread-out zeros. The phases are the problems of one
+    ``_direct`` call; phases that no tap reaches stay zero."""
     N, K, P, Q = dy.shape
     C, R, S = w.shape[1], w.shape[2], w.shape[3]
     H, W = dx.shape[2], dx.shape[3]
     top, Hd = _phase_margin(H, sh, ph, R, dh, P)
     left, Wd = _phase_margin(W, sw, pw, S, dw, Q)
     dyp = pad_into(dy, np.empty((N, K, Hd, Wd), dy.dtype), top, left)
-    dyf = dyp.reshape(N * K * Hd * Wd)
-    bias = np.zeros(C, dx.dtype)
+    # the phases with taps, and where their taps start
+    grids = np.empty((sh * sw, 4), np.int64)
+    tstart = np.zeros(sh * sw + 1, np.int64)
+    J = 0
     for rho in range(min(sh, H)):
         for sig in range(min(sw, W)):
             nr = 0
@@ -243,31 +263,34 @@ def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
             for s in range(S):
                 if (sig + pw - s * dw) % sw == 0:
                     ns += 1
-            T = nr * K * ns
-            if T == 0:
+            if nr * ns > 0:
+                grids[J] = ((H - rho + sh - 1) // sh, (W - sig + sw - 1) // sw, rho, sig)
+                tstart[J + 1] = tstart[J] + nr * K * ns
+                J += 1
+    T = tstart[J]
+    wt = np.empty((C, T), w.dtype)
+    offs = np.empty(T, np.int64)
+    rows = np.empty(T, np.int64)
+    t = 0
+    for jp in range(J):
+        rho, sig = grids[jp, 2], grids[jp, 3]
+        for r in range(R - 1, -1, -1):  # rows read rise as r falls
+            if (rho + ph - r * dh) % sh != 0:
                 continue
-            wt = np.empty((C, T), w.dtype)
-            offs = np.empty(T, np.int64)
-            rows = np.empty(T, np.int64)
-            t = 0
-            for r in range(R - 1, -1, -1):  # rows read rise as r falls
-                if (rho + ph - r * dh) % sh != 0:
-                    continue
-                e = (rho + ph - r * dh) // sh + top
-                for k in range(K):
-                    for s in range(S):
-                        if (sig + pw - s * dw) % sw != 0:
-                            continue
-                        offs[t] = k * Hd * Wd + e * Wd + (sig + pw - s * dw) // sw + left
-                        rows[t] = e
-                        for c in range(C):
-                            wt[c, t] = w[k, c, r, s]
-                        t += 1
-            M = (H - rho + sh - 1) // sh
-            Mq = (W - sig + sw - 1) // sw
-            _direct(dyf, K * Hd * Wd, Hd, Wd, offs, rows, wt, bias, dx, M, Mq, rho, sh, sig, sw, False, top,
-                    Hd - top - P)
-    return dx
+            e = (rho + ph - r * dh) // sh + top
+            for k in range(K):
+                for s in range(S):
+                    if (sig + pw - s * dw) % sw != 0:
+                        continue
+                    offs[t] = k * Hd * Wd + e * Wd + (sig + pw - s * dw) // sw + left
+                    rows[t] = e
+                    for c in range(C):
+                        wt[c, t] = w[k, c, r, s]
+                    t += 1
+    if J == 0:
+        return dx
+    return _direct(dyp.reshape(N * K * Hd * Wd), K * Hd * Wd, Hd, Wd, offs, rows, tstart[: J + 1], wt,
+                   np.zeros(C, dx.dtype), dx, grids[:J], sh, sw, False, top, Hd - top - P)
 
 
 def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
@@ -583,24 +606,29 @@ def dilate_pad(dy, z, sh, sw, oh, ow):
 @cpu_kernel
 def pad_into(x, xp, top, left):
     """xp (N, C, >= H + top, >= W + left), uninitialised, = x placed at row ``top`` and column ``left`` of each
-    plane, zeros everywhere else."""
+    plane, zeros everywhere else. Flat unsigned indices: the rows are short, so the per-row work must be
+    small."""
     N, C, H, W = x.shape
     Hp, Wp = xp.shape[2], xp.shape[3]
+    xf = x.reshape(N * C * H * W)
+    pf = xp.reshape(N * C * Hp * Wp)
     z = np.zeros(1, xp.dtype)[0]
     for nc in prange(N * C):  # one (n, c) plane per iteration
-        n = nc // C
-        c = nc - n * C
-        for h in range(Hp):
-            dst = xp[n, c, h]
-            if h < top or h >= top + H:
-                for v in range(Wp):
-                    dst[v] = z
-                continue
-            src = x[n, c, h - top]
-            for v in range(left):
-                dst[v] = z
-            for v in range(left + W, Wp):
-                dst[v] = z
+        src = np.uint64(nc * H * W)
+        dst = np.uint64(nc * Hp * Wp)
+        for v in range(top * Wp + left):  # the top rows, and the left border of the first data row
+            pf[dst + np.uint64(v)] = z
+        for h in range(H):
+            d = dst + np.uint64((top + h) * Wp + left)
+            sh = src + np.uint64(h * W)
             for v in range(W):
-                dst[np.uint64(left + v)] = src[v]  # unsigned: no wraparound fix-ups
+                pf[d + np.uint64(v)] = xf[sh + np.uint64(v)]
+            # the right border of this row and the left border of the next (or the bottom rows)
+            e = d + np.uint64(W)
+            gap = Wp - W if h < H - 1 else Wp - W - left + (Hp - top - H) * Wp
+            for v in range(gap):
+                pf[e + np.uint64(v)] = z
+        if H == 0:
+            for v in range(top * Wp + left, Hp * Wp):
+                pf[dst + np.uint64(v)] = z
     return xp
