@@ -24,8 +24,8 @@ import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
-from .gemm import dot, dot1x4, dot4x4
-from .micro import MR, MT, NR, NT, accumulators, outer, outer_acc, outer_half, outer_thin
+from .gemm import dot3x5
+from .micro import MR, MT, NR, NT, V, accumulators, outer, outer_acc, outer_half, outer_thin
 from .ranges import inside
 
 CHUNKS = 64  # the packed forward deals its tiles out in at most this many chunks (one panel buffer each)
@@ -499,60 +499,68 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw, db):
 def conv2d_backward_weight_direct(xp, dy, dwt, dh, dw, db):
     """Stride-1 dW without packing. The delta of image n is laid on the padded width (zeros past column Q),
     dyw[k, p*Wp + q] = dy[n, k, p, q]; then every tap is one long contiguous dot product,
-    dwt[k, c, r, s] += dyw[k, :] . xp_flat[n, c, r*dh*Wp + s*dw :][:L], four channels by four taps at a time.
-    When db has K entries (not 0), db += the bias gradient, summed while the delta is laid out.
+    dwt[k, c, r, s] += dyw[k, :] . xp_flat[n, c, r*dh*Wp + s*dw :][:L], three channels by five taps at a time
+    (``dot3x5``; at the edges of K and of the taps a block repeats its last channel or tap and drops the
+    copies). When db has K entries (not 0), db += the bias gradient, summed while the delta is laid out.
 
-    The batch is summed in GROUPS fixed groups, each in its own buffer, added in order: deterministic.
+    The dot products run over whole vectors (dyw is zero past L). The batch is summed in GROUPS fixed groups, each in its own buffer, added in order:
+    deterministic.
     """
     N, C, Hp, Wp = xp.shape
     K, R, S = dwt.shape[0], dwt.shape[2], dwt.shape[3]
     P, Q = dy.shape[2], dy.shape[3]
     L = (P - 1) * Wp + Q
+    Lv = (L + V - 1) // V * V
     T = R * S
-    T4, K4 = T - T % 4, K - K % 4
-    xf = xp.reshape(N, C, Hp * Wp)
+    HW = Hp * Wp
+    xf = xp.reshape(N * C * HW)
     G = min(N, GROUPS)
     partial = np.zeros((G, K, C, T), dwt.dtype)
     bias = db.size > 0
     dbp = np.zeros((G, K), db.dtype)
-    z = np.zeros(1, dwt.dtype)[0]
     offs = np.empty(T, np.int64)
     for r in range(R):
         for s in range(S):
             offs[r * S + s] = r * dh * Wp + s * dw
+    # the planes whose reads would pass the end of the batch (the last, or more if planes are short) are read
+    # from a copy with room past its end
+    reach = offs.max() + Lv
+    pu = min(N * C, max(0, (N * C * HW - reach) // HW + 1))  # the first such plane
+    ext = np.zeros((N * C - pu) * HW + reach, xp.dtype)
+    ext[: (N * C - pu) * HW] = xf[pu * HW :]
+    z = np.zeros(1, dwt.dtype)[0]
     for g in prange(G):  # group g owns partial[g] and dbp[g]
-        dyw = np.zeros((K, L), dy.dtype)  # the junk columns stay zero
+        dyw = np.zeros((K, Lv), dy.dtype)  # the junk columns and the tail stay zero
+        bo = np.empty(5, np.uint64)
         for n in range(g * N // G, (g + 1) * N // G):
             for k in range(K):
+                row = dyw[k]
                 sdb = dbp[g, k]
                 for p in range(P):
+                    src = dy[n, k, p]
+                    o = np.uint64(p * Wp)
                     for q in range(Q):
-                        v = dy[n, k, p, q]
-                        dyw[k, p * Wp + q] = v
+                        v = src[q]
+                        row[o + np.uint64(q)] = v
                         sdb += v
                 dbp[g, k] = sdb
             for c in range(C):
-                pl = xf[n, c]
-                for t in range(0, T4, 4):  # four taps at a time
-                    b0 = pl[offs[t] : offs[t] + L]
-                    b1 = pl[offs[t + 1] : offs[t + 1] + L]
-                    b2 = pl[offs[t + 2] : offs[t + 2] + L]
-                    b3 = pl[offs[t + 3] : offs[t + 3] + L]
-                    for k in range(0, K4, 4):
-                        v = dot4x4(dyw[k], dyw[k + 1], dyw[k + 2], dyw[k + 3], b0, b1, b2, b3, L, z)
-                        for a in range(4):
-                            for b in range(4):
-                                partial[g, k + a, c, t + b] += v[4 * a + b]
-                    for k in range(K4, K):
-                        v0, v1, v2, v3 = dot1x4(dyw[k], b0, b1, b2, b3, L, z)
-                        partial[g, k, c, t] += v0
-                        partial[g, k, c, t + 1] += v1
-                        partial[g, k, c, t + 2] += v2
-                        partial[g, k, c, t + 3] += v3
-                for t in range(T4, T):
-                    bt = pl[offs[t] : offs[t] + L]
-                    for k in range(K):
-                        partial[g, k, c, t] += dot(dyw[k], bt, L, z)
+                for k0 in range(0, K, 3):
+                    a0, a1, a2 = dyw[k0], dyw[min(k0 + 1, K - 1)], dyw[min(k0 + 2, K - 1)]
+                    for t0 in range(0, T, 5):
+                        for j in range(5):
+                            bo[j] = offs[min(t0 + j, T - 1)]
+                        if n * C + c >= pu:  # (a separate call: one source array per call)
+                            for j in range(5):
+                                bo[j] += (n * C + c - pu) * HW
+                            v = dot3x5(a0, a1, a2, ext, bo, Lv, z)
+                        else:
+                            for j in range(5):
+                                bo[j] += (n * C + c) * HW
+                            v = dot3x5(a0, a1, a2, xf, bo, Lv, z)
+                        for i in range(min(3, K - k0)):
+                            for j in range(min(5, T - t0)):
+                                partial[g, k0 + i, c, t0 + j] += v[5 * i + j]
     dwf = dwt.reshape(K, C, T)
     for g in range(G):  # fixed order
         for k in range(K):

@@ -48,6 +48,37 @@ def dot4x4(a0, a1, a2, a3, b0, b1, b2, b3, n, z):
 
 
 @cpu_kernel(parallel=False, inline=True)
+def dot3x5(a0, a1, a2, b, bo, n, z):
+    """The 3x5 block of sums sum_{i < n} a_r[i] * b[bo[c] + i] (rows a0..a2 against five windows of one array
+    b at the offsets bo, unsigned), row-major, as a 15-tuple: 15 accumulators and 8 loads per vector step
+    (the few-channel weight gradient: 3 channels by 5 taps)."""
+    o0, o1, o2, o3, o4 = bo[0], bo[1], bo[2], bo[3], bo[4]
+    c00 = c01 = c02 = c03 = c04 = c10 = c11 = c12 = c13 = c14 = c20 = c21 = c22 = c23 = c24 = z
+    for i in range(n):
+        u = np.uint64(i)
+        x0, x1, x2, x3, x4 = b[o0 + u], b[o1 + u], b[o2 + u], b[o3 + u], b[o4 + u]
+        w = a0[i]
+        c00 += w * x0
+        c01 += w * x1
+        c02 += w * x2
+        c03 += w * x3
+        c04 += w * x4
+        w = a1[i]
+        c10 += w * x0
+        c11 += w * x1
+        c12 += w * x2
+        c13 += w * x3
+        c14 += w * x4
+        w = a2[i]
+        c20 += w * x0
+        c21 += w * x1
+        c22 += w * x2
+        c23 += w * x3
+        c24 += w * x4
+    return (c00, c01, c02, c03, c04, c10, c11, c12, c13, c14, c20, c21, c22, c23, c24)
+
+
+@cpu_kernel(parallel=False, inline=True)
 def dot1x4(a, b0, b1, b2, b3, n, z):
     """(sum_i a[i]*b0[i], ..., sum_i a[i]*b3[i]): one row against four, for the rows a 4x4 block leaves over."""
     c0 = c1 = c2 = c3 = z

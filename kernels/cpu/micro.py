@@ -37,6 +37,7 @@ ACC = MR * NR
 # The thin block for products with few rows (an input gradient onto 1-4 input channels): half the rows, twice
 # the columns, the same registers. 4 x 64 on AVX-512, 3 x 32 on AVX2.
 MT, NT = MR // 2, 2 * NR
+V = NR // 2  # float32 lanes in a vector
 
 
 @intrinsic
@@ -124,3 +125,4 @@ def outer_acc(Xa, ao, ak, Xb, bo, sb, kc, acc):
             bj = Xb[o + np.uint64(j)]
             for i in range(MR):
                 acc[i * NR + j] += Xa[ao[i] + s] * bj
+
