@@ -423,10 +423,10 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw, db):
     """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k, p, q] * patch[n, p, q, crs], any stride;
     and, when db has K entries (not 0), db += the bias gradient, summed while the delta is transposed.
 
-    For each output row (n, p), the Q positions are one reduction of ``outer_acc``: MR patch entries
-    broadcast from the input in place (tap crs of position q is xp_flat[n, c, p*sh + r*dh, q*sw + s*dw], a
-    strided row) times NR contiguous deltas, from a small transposed copy of the delta (dyT[q, k]). Only
-    real terms are paired, so 0 * Inf never occurs.
+    The positions of a chunk of output rows are one reduction of ``outer_acc``: MR patch entries broadcast
+    from the input in place (tap crs of position (n, p, q) is xp_flat[n, c, p*sh + r*dh, q*sw + s*dw], found
+    from a table of where each position's patch starts) times NR contiguous deltas, from a small transposed
+    copy of the delta (dyT[position, k]). Only real terms are paired, so 0 * Inf never occurs.
 
     Work items are (group of output rows, block of NR channels): item (g, kb) transposes a few rows of its
     channels' delta at a time, then runs every block of MR taps over them (so the rows' inputs and deltas
@@ -445,7 +445,6 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw, db):
     rows = N * P
     G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
     chunk = max(1, KC // Q)  # output rows per transposed chunk
-    steps = np.arange(Q).astype(np.uint64) * np.uint64(sw)  # the input step between neighbouring outputs
     uNR = np.uint64(NR)
     partial = np.zeros((G, CB, KB, MR * NR), dw2.dtype)
     bias = db.size > 0
@@ -458,11 +457,17 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw, db):
         acc = accumulators(dw2.dtype)
         ao = np.empty(MR, np.uint64)
         dyT = np.zeros(chunk * Q * NR, dy.dtype)  # channels past K stay zero
+        steps = np.empty(chunk * Q, np.uint64)  # where each position of the chunk reads, from its first one
         for r0 in range(g * rows // G, (g + 1) * rows // G, chunk):
             r1 = min(r0 + chunk, (g + 1) * rows // G)
+            n0 = r0 // P
+            base = n0 * C * HW + (r0 - n0 * P) * sh * Wp  # the input of the chunk's first position
             for row in range(r0, r1):  # transpose this chunk's deltas: dyT[(row - r0)*Q + q, j]
                 n = row // P
                 p = row - n * P
+                b = n * C * HW + p * sh * Wp - base
+                for q in range(Q):
+                    steps[(row - r0) * Q + q] = b + q * sw
                 for j in range(nk):
                     src = dy[n, k0 + j, p]
                     for q in range(Q):
@@ -476,12 +481,9 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dh, dw, db):
                 blk = partial[g, cb, kb]
                 for t in range(MR * NR):
                     acc[t] = blk[t]
-                for row in range(r0, r1):
-                    n = row // P
-                    base = n * C * HW + (row - n * P) * sh * Wp
-                    for i in range(MR):
-                        ao[i] = base + offs[cb * MR + i]
-                    outer_acc(xf, ao, steps, dyT, np.uint64((row - r0) * Q * NR), uNR, Q, acc)
+                for i in range(MR):
+                    ao[i] = base + offs[cb * MR + i]
+                outer_acc(xf, ao, steps, dyT, np.uint64(0), uNR, (r1 - r0) * Q, acc)  # the whole chunk at once
                 for t in range(MR * NR):
                     blk[t] = acc[t]
     for g in range(G):  # fixed order
