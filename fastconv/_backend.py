@@ -66,6 +66,18 @@ class CPUBackend:
         return float(np.mean(a))
 
     @staticmethod
+    def use_phased_forward(C, K, sh, sw):
+        """Whether a strided forward splits its input into stride phases (``conv2d_forward_phased``) rather than
+        broadcasting positions against vectors of output channels (``conv2d_forward``): for fewer output
+        channels than half a micro-kernel block, and wherever the C*sh*sw phase planes are at most half as many
+        as the output channels (stem layers: there the phase split costs less than the other kernel's
+        transposed stores). Measured: 3 -> 64 channels, 7x7 stride 2 on 112x112, 1.15 vs 1.50 ms; 32 -> 32,
+        3x3 stride 2, 0.30 vs 0.26 ms."""
+        from .kernels.cpu.micro import NR
+
+        return 2 * K < NR or 2 * C * sh * sw <= K
+
+    @staticmethod
     def use_direct_dw(xp, K):
         """Whether a stride-1 dW takes the unpacked dot-product kernel: only for fewer output channels than half
         a micro-kernel block (where the packed kernel's vectors over K would be mostly empty), and only for

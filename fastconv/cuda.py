@@ -93,6 +93,9 @@ class CUDABackend:
     def use_direct_dw(self, xp, K):
         return True  # the CUDA dW kernel pairs only the real terms of the sum
 
+    def use_phased_forward(self, C, K, sh, sw):
+        return False  # (a CPU kernel: each CUDA thread reads its own taps, strided or not)
+
     def asarray(self, a):
         return to_device(a)
 

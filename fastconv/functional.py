@@ -75,15 +75,21 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _relu=False
     (sh, sw), (ph, pw), (dh, dw) = _conv_args(stride, padding, dilation)
     P, Q = conv_out_hw(x.shape, weight.shape, (sh, sw), (ph, pw), (dh, dw))
     be = backend_for(x, weight, bias)
-    xp = be.pad(be.contiguous(x), ph, pw)
     b = be.zeros((K,), dtype) if bias is None else be.contiguous(bias)
-    y = be.empty((x.shape[0], K, P, Q), dtype)
+    N, C, R, S = x.shape[0], x.shape[1], weight.shape[2], weight.shape[3]
+    y = be.empty((N, K, P, Q), dtype)
+    if (sh, sw) != (1, 1) and be.use_phased_forward(C, K, sh, sw):
+        # padded straight into its stride phases, which hold P + (R-1)*dh // sh rows and likewise columns
+        xs = be.empty((N, C * sh * sw, P + (R - 1) * dh // sh, Q + (S - 1) * dw // sw), dtype)
+        be.k.pad_phases(be.contiguous(x), xs, ph, pw, sh, sw)
+        return be.k.conv2d_forward_phased(xs, be.contiguous(weight), b, y, sh, sw, dh, dw, bool(_relu))
+    xp = be.pad(be.contiguous(x), ph, pw)
     return _forward(be, xp, weight, b, y, (sh, sw), (dh, dw), bool(_relu))
 
 
 def _forward(be, xp, weight, b, y, stride, dilation, relu, flip=False):
     """Run the forward kernel that suits the shape: the unpacked one for stride 1 (on the GPU only for few
-    output channels, where packing would cost more than the arithmetic), the packed one otherwise."""
+    output channels, where packing would cost more than the arithmetic), the strided one otherwise."""
     K = weight.shape[1] if flip else weight.shape[0]
     R, S = weight.shape[2:]
     if stride == (1, 1) and K < be.direct_max_channels:

@@ -53,7 +53,8 @@ def test_lenet_shapes(rng, dtype):
     "shape, kw",
     [
         ((3, 5, 37, 11, 12, 3, 3), dict(padding=1)),  # several blocks of output channels, with ragged edges
-        ((2, 4, 70, 9, 10, 3, 2), dict(stride=2, padding=1)),  # the packed forward; three blocks in dW
+        ((2, 4, 70, 9, 10, 3, 2), dict(stride=2, padding=1)),  # the phased forward; three blocks in dW
+        ((2, 5, 17, 9, 10, 3, 3), dict(stride=2, padding=1)),  # the strided forward that broadcasts positions
         ((2, 3, 33, 3, 270, 1, 3), dict()),  # rows longer than a dW panel (one row per chunk)
         ((2, 2, 17, 8, 9, 3, 3), dict(padding=(4, 1), dilation=(1, 2))),  # outputs that are all padding
         ((40, 2, 20, 6, 5, 2, 2), dict(stride=(1, 2))),  # more positions than a packed panel spans images

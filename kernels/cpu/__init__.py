@@ -23,7 +23,9 @@ from .conv import (  # noqa: E402
     conv2d_backward_weight_direct,
     conv2d_forward,
     conv2d_forward_direct,
+    conv2d_forward_phased,
     dilate_pad,
+    pad_phases,
 )
 from .pool import (  # noqa: E402
     avg_pool2d_backward,

@@ -9,9 +9,10 @@ registers for the whole reduction), reading its operands in place through offset
   that for a run of NR consecutive outputs t, tap (r, c, s) reads the NR consecutive inputs
   xp_flat[n, c, t + r*dh*Wp + s*dw] straight from the input: no packing. The columns q >= Q of that wide grid
   are dropped in the epilogue.
-- forward, strided (``conv2d_forward``): with at least NR/2 output channels, the channels are the vector and
-  MR output positions are broadcast from the input in place (``conv2d_forward_bcast``); with fewer, NR
-  positions are packed into a panel (``_forward_packed``).
+- forward, strided: with few input channels for the output channels (a stem layer), the input is padded
+  straight into its stride phases (``pad_phases``), after which the convolution is a stride-1 product over
+  the phase planes on the same ``_direct`` (``conv2d_forward_phased``); otherwise the output channels are the
+  vector and MR output positions are broadcast from the input in place (``conv2d_forward``).
 - input gradient (``conv2d_backward_input_phased``): each stride phase of dx is a stride-1 product of the
   zero-bordered delta with the kernel taps that reach it, on the same ``_direct``; no spread-out zeros.
 - weight gradient (``conv2d_backward_weight``): output channels are the vector, the input is broadcast in
@@ -28,7 +29,6 @@ from .gemm import dot3x5
 from .micro import MR, MT, NR, NT, V, accumulators, outer, outer_acc, outer_half, outer_thin
 from .ranges import inside
 
-CHUNKS = 64  # the packed forward deals its tiles out in at most this many chunks (one panel buffer each)
 KC = 256  # dW transposes about this many delta positions (whole output rows) at a time
 DW_ITEMS = 16  # dW splits its positions into enough fixed groups to make about this many work items
 GROUPS = 16  # ... but never more groups than this (each needs a partial-sum buffer)
@@ -293,72 +293,78 @@ def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
                    np.zeros(C, dx.dtype), dx, grids[:J], sh, sw, False, top, Hd - top - P)
 
 
-def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
-    """Forward for any stride and dilation: y = bias + w2 (K, >= C*R*S) @ patches of the pre-padded xp;
-    ``relu`` clamps at zero. With at least NR/2 output channels the channels are the vector and the input is
-    read in place (``conv2d_forward_bcast``); with fewer, NR positions are packed per panel."""
-    kernel = conv2d_forward_bcast if 2 * w2.shape[0] >= NR else _forward_packed
-    return kernel(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu)
-
-
 @cpu_kernel
-def _forward_packed(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
-    """The forward with NR output positions (flattened over the batch) packed per panel: panel[crs, j] =
-    xp[n, c, p*sh + r*dh, q*sw + s*dw], multiplied by ``outer`` against MR output channels at a time."""
-    N, C, Hp, Wp = xp.shape
-    K = w2.shape[0]
-    P, Q = y.shape[2], y.shape[3]
-    PQ = P * Q
-    CRS = C * R * S
-    HW = Hp * Wp
-    ap = _pack_weights(w2, K, CRS, MR)
-    KB = ap.shape[0]
-    offs = _tap_offsets(C, R, S, HW, Wp, dh, dw)
-    seq = np.arange(CRS) * NR
-    xf = xp.reshape(N * C * HW)
-    yf = y.reshape(N * K * PQ)
-    T = N * PQ
-    tiles = (T + NR - 1) // NR
-    chunks = min(tiles, CHUNKS)
-    z = np.zeros(1, y.dtype)[0]
-    for ch in prange(chunks):  # each chunk owns the output tiles it packs
-        panel = np.empty(CRS * NR, xp.dtype)
-        xb = np.zeros(NR, np.int64)  # where each position's patch starts in xf (0 past the last position)
-        yb = np.empty(NR, np.uint64)  # where each position's output goes in yf (channel 0); unsigned: no fix-ups
-        acc = accumulators(y.dtype)
-        for it in range(ch * tiles // chunks, (ch + 1) * tiles // chunks):
-            g0 = it * NR
-            npos = min(NR, T - g0)
-            n = g0 // PQ
-            p = (g0 - n * PQ) // Q
-            q = g0 - n * PQ - p * Q
-            for j in range(npos):
-                xb[j] = n * C * HW + p * sh * Wp + q * sw
-                yb[j] = n * K * PQ + p * Q + q
-                q += 1
-                if q == Q:
-                    q = 0
-                    p += 1
-                    if p == P:
-                        p = 0
-                        n += 1
-            for j in range(npos, NR):
-                xb[j] = 0
-            for k in range(CRS):
-                o = offs[k]
-                for j in range(NR):
-                    panel[k * NR + j] = xf[xb[j] + o]
-            for kb in range(KB):
-                outer(ap[kb], panel, seq, 0, CRS, acc)
-                k0 = kb * MR
-                for i in range(min(MR, K - k0)):
-                    b = bias[k0 + i]
-                    for j in range(npos):
-                        v = acc[i * NR + j] + b
-                        if relu and v < 0:
-                            v = z
-                        yf[yb[j] + np.uint64((k0 + i) * PQ)] = v
-    return y
+def pad_phases(x, xs, ph, pw, sh, sw):
+    """Zero-pad x by (ph, pw) and split it into its stride phases: xs[n, (c*sh + a)*sw + b, i, j] =
+    x[n, c, i*sh + a - ph, j*sw + b - pw], zero outside x. A strided convolution of x is then a stride-1
+    product over the phase planes (``conv2d_forward_phased``)."""
+    N, C, H, W = x.shape
+    Hs, Ws = xs.shape[2], xs.shape[3]
+    F = sh * sw
+    xf = x.reshape(N * C * H * W)
+    sf = xs.reshape(N * C * F * Hs * Ws)
+    z = np.zeros(1, xs.dtype)[0]
+    for nc in prange(N * C):  # one input plane, and its F phase planes, per iteration
+        for a in range(sh):
+            for b in range(sw):
+                d = np.uint64((nc * F + a * sw + b) * Hs * Ws)
+                jlo, jhi = inside(b - pw, sw, Ws, W)  # the j whose column j*sw + b - pw is inside x
+                for i in range(Hs):
+                    h = i * sh + a - ph
+                    o = d + np.uint64(i * Ws)
+                    if h < 0 or h >= H:
+                        for j in range(Ws):
+                            sf[o + np.uint64(j)] = z
+                        continue
+                    for j in range(jlo):
+                        sf[o + np.uint64(j)] = z
+                    s0 = np.uint64((nc * H + h) * W + jlo * sw + b - pw)
+                    _take_every(xf, s0, sf, o + np.uint64(jlo), jhi - jlo, sw)
+                    for j in range(jhi, Ws):
+                        sf[o + np.uint64(j)] = z
+    return xs
+
+
+@cpu_kernel(parallel=False, inline=True)
+def _take_every(src, s0, dst, d0, count, step):
+    """dst[d0 + j] = src[s0 + j*step] for j < count (unsigned offsets; the common step 2 is spelt out, so
+    LLVM sees a constant stride)."""
+    if step == 2:
+        for j in range(count):
+            u = np.uint64(j)
+            dst[d0 + u] = src[s0 + np.uint64(2) * u]
+    else:
+        us = np.uint64(step)
+        for j in range(count):
+            u = np.uint64(j)
+            dst[d0 + u] = src[s0 + us * u]
+
+
+@cpu_kernel(parallel=False)  # (its product runs in parallel inside _direct)
+def conv2d_forward_phased(xs, w, bias, y, sh, sw, dh, dw, relu):
+    """Strided forward as a stride-1 product over the phases from ``pad_phases``: input (p*sh + r*dh,
+    q*sw + s*dw) lies in phase ((r*dh) % sh, (s*dw) % sw) at (p + (r*dh) // sh, q + (s*dw) // sw). No packing,
+    no wasted arithmetic, and outputs stored as vectors; xs needs P + (R-1)*dh // sh rows and
+    Q + (S-1)*dw // sw columns."""
+    N, CF, Hs, Ws = xs.shape
+    K, C, R, S = w.shape
+    T = C * R * S
+    wt = np.empty((K, T), w.dtype)
+    offs = np.empty(T, np.int64)
+    rows = np.empty(T, np.int64)
+    for r in range(R):  # taps in the order (r, c, s), so the rows they read do not decrease
+        for c in range(C):
+            for s in range(S):
+                t = (r * C + c) * S + s
+                plane = (c * sh + (r * dh) % sh) * sw + (s * dw) % sw
+                offs[t] = plane * Hs * Ws + (r * dh) // sh * Ws + (s * dw) // sw
+                rows[t] = (r * dh) // sh
+                for k in range(K):
+                    wt[k, t] = w[k, c, r, s]
+    tstart = np.array([0, T])
+    grid = np.array([[y.shape[2], y.shape[3], 0, 0]])
+    return _direct(xs.reshape(N * CF * Hs * Ws), CF * Hs * Ws, Hs, Ws, offs, rows, tstart, wt, bias, y, grid, 1, 1,
+                   relu, 0, 0)
 
 
 @cpu_kernel(parallel=False, inline=True)
@@ -373,11 +379,13 @@ def _transpose_weights(w2, K, CRS):
 
 
 @cpu_kernel
-def conv2d_forward_bcast(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
-    """Forward for any stride with the roles turned round: NR output channels are the vector and MR output
-    positions of one row are broadcast from the input in place (``outer_acc``), so strided taps need no
-    packing. Best with at least NR/2 output channels. Work items are output rows (n, p), each owning its
-    outputs; ``relu`` clamps at zero in the epilogue."""
+def conv2d_forward(xp, w2, bias, y, R, S, sh, sw, dh, dw, relu):
+    """Forward for any stride and dilation, y = bias + w2 (K, >= C*R*S) @ patches of the pre-padded xp, with
+    the roles turned round: NR output channels are the vector and MR output positions of one row are
+    broadcast from the input in place (``outer_acc``), so strided taps need no packing. ``relu`` clamps at
+    zero in the epilogue, which stores each block transposed (positions are contiguous in y): that costs
+    about a fifth of the time on a stem layer, and is why inputs with few channels take
+    ``conv2d_forward_phased`` instead. Work items are output rows (n, p), each owning its outputs."""
     N, C, Hp, Wp = xp.shape
     K = w2.shape[0]
     P, Q = y.shape[2], y.shape[3]
