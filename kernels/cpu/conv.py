@@ -107,7 +107,7 @@ def _store_wide_run(acc, y, n, k0, t0, count, Wp, Q, bias, relu, z, mr, nr, oy, 
 
 
 @cpu_kernel
-def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, sy, sx, relu, zt, zb):
+def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
     """The unpacked product behind every stride-1 pass (see the module docstring), for J problems that share
     one input: the forward is one problem, an input gradient has one per stride phase.
 
@@ -119,10 +119,12 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, sy, sx, rel
     most MT output channels the thin MT x NT block is used, so a 1-4 channel input gradient does not waste
     most of a block.
 
-    The caller may say that the first ``zt`` and last ``zb`` rows of every plane lie outside the data (the
-    border of a padded delta): a run then skips the taps that read only those rows for all of its outputs
-    (terms that the sum leaves out). This saves about 30% of the input gradient of a small layer (LeNet's C2),
-    whose padded delta has a wide zero border.
+    opts = (sy, sx, relu, zt, zb) comes as one int64 array, so that every caller compiles the same
+    specialisation (constants passed one by one are typed as literals, and each caller would compile its own
+    copy, seconds each). The caller may say that the first ``zt`` and last ``zb`` rows of every plane lie
+    outside the data (the border of a padded delta): a run then skips the taps that read only those rows for
+    all of its outputs (terms that the sum leaves out). This saves about 30% of the input gradient of a small
+    layer (LeNet's C2), whose padded delta has a wide zero border.
 
     Work items are (image, run index): an item computes that run of every problem, one after the other, while
     their inputs (the same rows of the same image) are in cache; it owns the outputs it stores. A run whose
@@ -130,6 +132,7 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, sy, sx, rel
     panel.
     """
     N, K = y.shape[0], y.shape[1]
+    sy, sx, relu, zt, zb = opts[0], opts[1], opts[2] != 0, opts[3], opts[4]
     J = tstart.size - 1
     T = offs.size
     thin = K <= MT
@@ -137,7 +140,6 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, sy, sx, rel
     nr = NT if thin else NR
     ap = _pack_weights(wt, K, T, mr)
     KB = ap.shape[0]
-    seq = np.arange(T) * nr  # row offsets of a packed panel
     total = N * img
     reach = np.empty(J, np.int64)  # a run of problem j starting at flat index b reads below b + reach[j]
     runs = 0
@@ -170,36 +172,39 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, sy, sx, rel
             m1 = (t0 + last - 1) // Wp
             k0 = first[jp, min(top, max(0, zt - m1))]  # first tap with m1 + rows >= zt
             k1 = max(k0, first[jp, min(top, max(0, Hp - zb - m0))])  # taps with m0 + rows < Hp - zb
-            if start + reach[jp] > total:
+            edge = start + reach[jp] > total
+            if edge:  # read through a zero-padded copy of the run's inputs
                 k0, k1 = tstart[jp], tstart[jp + 1]
                 panel = np.zeros((k1 - k0) * nr, xf.dtype)
                 for k in range(k0, k1):
                     for j in range(min(nr, total - start - offs[k])):
                         panel[(k - k0) * nr + j] = xf[start + offs[k] + j]
-                for kb in range(KB):
-                    if thin:
-                        outer_thin(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
-                    else:
-                        outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
-                    _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
-            else:  # (separate calls: LLVM keeps acc in registers only when the source is one array)
-                for kb in range(KB):
-                    if thin:
-                        outer_thin(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
-                    elif 2 * last <= NR:  # a short tail: half the columns
-                        outer_half(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
-                    else:
-                        outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
-                    _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
+            for kb in range(KB):
+                if edge:  # (rare: a plain loop, which compiles small)
+                    for t in range(mr * nr):
+                        acc[t] = 0
+                    for k in range(k1 - k0):
+                        for i in range(mr):
+                            a = ap[kb, k0 + k, i]
+                            for j in range(nr):
+                                acc[i * nr + j] += a * panel[k * nr + j]
+                elif thin:  # (one call per block shape: LLVM keeps acc in registers only when it reads one array)
+                    outer_thin(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                elif 2 * last <= NR:  # a short tail: half the columns
+                    outer_half(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                else:
+                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
     return y
 
 
-@cpu_kernel(parallel=False)  # (its products run in parallel inside _direct)
-def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
-    """Stride-1 forward without packing (``_direct`` on the padded input, taps in the order (r, c, s), so
-    the rows they read do not decrease); ``relu`` clamps at zero."""
-    N, C, Hp, Wp = xp.shape
-    K, R, S = w.shape[0], w.shape[2], w.shape[3]
+@cpu_kernel(parallel=False)
+def _forward_taps(w, Hs, Ws, sh, sw, dh, dw):
+    """The taps of a forward over the stride phases of its input (planes of Hs x Ws, ``pad_phases``; stride 1
+    has one phase, the padded input itself), in the order (r, c, s), so the rows they read do not decrease:
+    tap (r, c, s) reads phase plane (c, (r*dh) % sh, (s*dw) % sw) at row (r*dh) // sh and column (s*dw) // sw
+    from its output's position. Returns (offs, rows, weights (K, T))."""
+    K, C, R, S = w.shape
     T = C * R * S
     wt = np.empty((K, T), w.dtype)
     offs = np.empty(T, np.int64)
@@ -208,17 +213,26 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
         for c in range(C):
             for s in range(S):
                 t = (r * C + c) * S + s
-                offs[t] = c * Hp * Wp + r * dh * Wp + s * dw
-                rows[t] = r * dh
+                plane = (c * sh + (r * dh) % sh) * sw + (s * dw) % sw
+                offs[t] = plane * Hs * Ws + (r * dh) // sh * Ws + (s * dw) // sw
+                rows[t] = (r * dh) // sh
                 for k in range(K):
                     wt[k, t] = w[k, c, r, s]
-    xf = xp.reshape(N * C * Hp * Wp)
-    tstart = np.array([0, T])
-    grid = np.array([[y.shape[2], y.shape[3], 0, 0]])
-    return _direct(xf, C * Hp * Wp, Hp, Wp, offs, rows, tstart, wt, bias, y, grid, 1, 1, relu, 0, 0)
+    return offs, rows, wt
 
 
-@cpu_kernel(parallel=False, inline=True)
+def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
+    """Stride-1 forward without packing: ``_direct`` on the padded input; ``relu`` clamps at zero.
+
+    (The jitted functions that build tap tables are called from Python, and so is ``_direct``: a jitted caller
+    would make Numba generate ``_direct``'s machine code again inside every caller, seconds of first-call
+    time each.)"""
+    N, C, Hp, Wp = xp.shape
+    offs, rows, wt = _forward_taps(w, Hp, Wp, 1, 1, dh, dw)
+    return _direct(xp.reshape(-1), C * Hp * Wp, Hp, Wp, offs, rows, np.array([0, offs.size]), wt, bias, y,
+                   np.array([[y.shape[2], y.shape[3], 0, 0]]), np.array([1, 1, int(relu), 0, 0]))
+
+
 def _phase_margin(n, step, pad, k, dil, m_in):
     """For one axis of the input gradient: the zero border (lead, size) to lay the delta in. Output
     i = rho + step*m (phase rho) takes delta m + e from kernel tap t, e = (rho + pad - t*dil) / step where
@@ -235,21 +249,14 @@ def _phase_margin(n, step, pad, k, dil, m_in):
     return -lo, hi - lo
 
 
-@cpu_kernel(parallel=False)  # (its products run in parallel inside _direct)
-def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
-    """dx (N, C, H, W), zeroed, = the input gradient, one stride phase of dx at a time: dx[n, c, rho + sh*m,
-    sig + sw*q] = sum over the taps (k, r, s) with rho + ph - r*dh = sh*e and sig + pw - s*dw = sw*f of
-    w[k, c, r, s] * dy[n, k, m + e, q + f]: a stride-1 correlation of the delta (laid into a zero border sized
-    by ``_phase_margin``) with that phase's taps. For stride 1 this is the full correlation with the
-    flipped kernel; for larger strides it multiplies no spread-out zeros. The phases are the problems of one
-    ``_direct`` call; phases that no tap reaches stay zero."""
-    N, K, P, Q = dy.shape
-    C, R, S = w.shape[1], w.shape[2], w.shape[3]
-    H, W = dx.shape[2], dx.shape[3]
-    top, Hd = _phase_margin(H, sh, ph, R, dh, P)
-    left, Wd = _phase_margin(W, sw, pw, S, dw, Q)
-    dyp = pad_into(dy, np.empty((N, K, Hd, Wd), dy.dtype), top, left)
-    # the phases with taps, and where their taps start
+@cpu_kernel(parallel=False)
+def _input_grad_taps(w, H, W, sh, sw, dh, dw, ph, pw, top, left, Hd, Wd):
+    """The taps of every stride phase of the input gradient (see ``conv2d_backward_input_phased``), phase
+    after phase, each in an order whose rows do not decrease; the delta lies at (top, left) in planes of
+    Hd x Wd. Returns (offs, rows, tstart, grids, weights (C, T)) for ``_direct``: phase j has the taps
+    tstart[j] <= t < tstart[j + 1] and the output grid grids[j] = (P, Q, rho, sig). Phases that no tap reaches
+    are left out."""
+    K, C, R, S = w.shape
     grids = np.empty((sh * sw, 4), np.int64)
     tstart = np.zeros(sh * sw + 1, np.int64)
     J = 0
@@ -287,10 +294,27 @@ def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
                     for c in range(C):
                         wt[c, t] = w[k, c, r, s]
                     t += 1
-    if J == 0:
+    return offs, rows, tstart[: J + 1], grids[:J], wt
+
+
+def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
+    """dx (N, C, H, W), zeroed, = the input gradient, one stride phase of dx at a time: dx[n, c, rho + sh*m,
+    sig + sw*q] = sum over the taps (k, r, s) with rho + ph - r*dh = sh*e and sig + pw - s*dw = sw*f of
+    w[k, c, r, s] * dy[n, k, m + e, q + f]: a stride-1 correlation of the delta (laid into a zero border sized
+    by ``_phase_margin``) with that phase's taps. For stride 1 this is the full correlation with the
+    flipped kernel; for larger strides it multiplies no spread-out zeros. The phases are the problems of one
+    ``_direct`` call; phases that no tap reaches stay zero."""
+    N, K, P, Q = dy.shape
+    C, R, S = w.shape[1], w.shape[2], w.shape[3]
+    H, W = dx.shape[2], dx.shape[3]
+    top, Hd = _phase_margin(H, sh, ph, R, dh, P)
+    left, Wd = _phase_margin(W, sw, pw, S, dw, Q)
+    offs, rows, tstart, grids, wt = _input_grad_taps(w, H, W, sh, sw, dh, dw, ph, pw, top, left, Hd, Wd)
+    if offs.size == 0:
         return dx
-    return _direct(dyp.reshape(N * K * Hd * Wd), K * Hd * Wd, Hd, Wd, offs, rows, tstart[: J + 1], wt,
-                   np.zeros(C, dx.dtype), dx, grids[:J], sh, sw, False, top, Hd - top - P)
+    dyp = pad_into(dy, np.empty((N, K, Hd, Wd), dy.dtype), top, left)
+    return _direct(dyp.reshape(-1), K * Hd * Wd, Hd, Wd, offs, rows, tstart, wt, np.zeros(C, dx.dtype), dx, grids,
+                   np.array([sh, sw, 0, top, Hd - top - P]))
 
 
 @cpu_kernel
@@ -340,31 +364,15 @@ def _take_every(src, s0, dst, d0, count, step):
             dst[d0 + u] = src[s0 + us * u]
 
 
-@cpu_kernel(parallel=False)  # (its product runs in parallel inside _direct)
 def conv2d_forward_phased(xs, w, bias, y, sh, sw, dh, dw, relu):
     """Strided forward as a stride-1 product over the phases from ``pad_phases``: input (p*sh + r*dh,
     q*sw + s*dw) lies in phase ((r*dh) % sh, (s*dw) % sw) at (p + (r*dh) // sh, q + (s*dw) // sw). No packing,
     no wasted arithmetic, and outputs stored as vectors; xs needs P + (R-1)*dh // sh rows and
     Q + (S-1)*dw // sw columns."""
     N, CF, Hs, Ws = xs.shape
-    K, C, R, S = w.shape
-    T = C * R * S
-    wt = np.empty((K, T), w.dtype)
-    offs = np.empty(T, np.int64)
-    rows = np.empty(T, np.int64)
-    for r in range(R):  # taps in the order (r, c, s), so the rows they read do not decrease
-        for c in range(C):
-            for s in range(S):
-                t = (r * C + c) * S + s
-                plane = (c * sh + (r * dh) % sh) * sw + (s * dw) % sw
-                offs[t] = plane * Hs * Ws + (r * dh) // sh * Ws + (s * dw) // sw
-                rows[t] = (r * dh) // sh
-                for k in range(K):
-                    wt[k, t] = w[k, c, r, s]
-    tstart = np.array([0, T])
-    grid = np.array([[y.shape[2], y.shape[3], 0, 0]])
-    return _direct(xs.reshape(N * CF * Hs * Ws), CF * Hs * Ws, Hs, Ws, offs, rows, tstart, wt, bias, y, grid, 1, 1,
-                   relu, 0, 0)
+    offs, rows, wt = _forward_taps(w, Hs, Ws, sh, sw, dh, dw)
+    return _direct(xs.reshape(-1), CF * Hs * Ws, Hs, Ws, offs, rows, np.array([0, offs.size]), wt, bias, y,
+                   np.array([[y.shape[2], y.shape[3], 0, 0]]), np.array([1, 1, int(relu), 0, 0]))
 
 
 @cpu_kernel(parallel=False, inline=True)
