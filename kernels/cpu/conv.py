@@ -180,11 +180,11 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
                     for j in range(min(nr, total - start - offs[k])):
                         panel[(k - k0) * nr + j] = xf[start + offs[k] + j]
             for kb in range(KB):
-                if edge:  # (rare: a plain loop, which compiles small)
+                if edge:  # (rare: a plain loop, which compiles small; row by row, so a row stays in registers)
                     for t in range(mr * nr):
                         acc[t] = 0
-                    for k in range(k1 - k0):
-                        for i in range(mr):
+                    for i in range(mr):
+                        for k in range(k1 - k0):
                             a = ap[kb, k0 + k, i]
                             for j in range(nr):
                                 acc[i * nr + j] += a * panel[k * nr + j]
