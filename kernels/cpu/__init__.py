@@ -24,7 +24,6 @@ from .conv import (  # noqa: E402
     conv2d_forward,
     conv2d_forward_direct,
     conv2d_forward_phased,
-    dilate_pad,
     pad_phases,
 )
 from .pool import (  # noqa: E402
@@ -43,7 +42,6 @@ __all__ = [
     "conv2d_backward_weight_direct",
     "conv2d_forward",
     "conv2d_forward_direct",
-    "dilate_pad",
     "linear_backward_input",
     "linear_backward_weight",
     "linear_forward",

@@ -1,6 +1,4 @@
-"""conv2d kernels: forward (cross-correlation), weight gradient, bias gradient, input gradient, and the delta
-spreading that turns a strided input gradient into a forward pass (the CUDA target's way; its CPU twin is
-kept for parity and tests).
+"""conv2d kernels: forward (cross-correlation), weight gradient, bias gradient and input gradient.
 
 Every product runs on the outer-product micro-kernels of ``micro`` (an MR x NR block of outputs held in
 registers for the whole reduction), reading its operands in place through offset tables wherever it can:
@@ -603,30 +601,6 @@ def conv2d_backward_bias(dy, db):
                     acc += row[q]
         db[k] = acc
     return db
-
-
-@cpu_kernel
-def dilate_pad(dy, z, sh, sw, oh, ow):
-    """Spread the delta by the stride into zeroed z: z[n,k, p*sh+oh, q*sw+ow] = dy[n,k,p,q], where inside z.
-
-    Rows and columns that fall outside z belong to the padding only and are dropped; the range of q that
-    lands inside is worked out once, so each row is one branch-free (for stride 1, contiguous) copy.
-    """
-    N, K, P, Q = dy.shape
-    Hz, Wz = z.shape[2], z.shape[3]
-    qlo, qhi = inside(ow, sw, Q, Wz)  # the q whose column q*sw + ow is inside z
-    for nk in prange(N * K):  # one (n, k) plane per iteration
-        n = nk // K
-        k = nk - n * K
-        for p in range(P):
-            h = p * sh + oh
-            if h < 0 or h >= Hz:
-                continue
-            src = dy[n, k, p]
-            dst = z[n, k, h]
-            for q in range(qlo, qhi):
-                dst[np.uint64(q * sw + ow)] = src[q]  # unsigned: no wraparound fix-ups
-    return z
 
 
 @cpu_kernel

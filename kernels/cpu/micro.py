@@ -10,6 +10,9 @@ The MR*NR accumulators live in a small stack buffer (``accumulators``). After in
 loop over j, and with the buffer's address known and private it keeps the whole block in vector registers for
 the entire reduction: on AVX-512, 16 ``zmm`` accumulators and 16 ``vfmadd231ps`` per k (check with
 ``inspect_asm``). A heap array (np.empty) would not do: its stores cannot be proven private and are kept.
+
+Two variants use the same registers: ``outer_thin`` (MT x NT, half the rows and twice the columns) for
+products onto 1-4 channels, and ``outer_half`` (MR x NR/2) for the short tail of a run.
 """
 import numba
 import numpy as np
@@ -125,4 +128,3 @@ def outer_acc(Xa, ao, ak, Xb, bo, sb, kc, acc):
             bj = Xb[o + np.uint64(j)]
             for i in range(MR):
                 acc[i * NR + j] += Xa[ao[i] + s] * bj
-

@@ -6,7 +6,7 @@ from .conv import (
     conv2d_backward_weight_direct,
     conv2d_forward,
     conv2d_forward_direct,
-    dilate_pad,
+    dilate_pad,  # (CUDA only, outside the twin set: the CPU input gradient needs no spread delta)
 )
 from .dense import linear_backward_input, linear_backward_weight, linear_forward
 from .elementwise import (
@@ -32,7 +32,6 @@ __all__ = [
     "conv2d_backward_weight_direct",
     "conv2d_forward",
     "conv2d_forward_direct",
-    "dilate_pad",
     "linear_backward_input",
     "linear_backward_weight",
     "linear_forward",
