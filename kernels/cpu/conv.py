@@ -138,6 +138,7 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
     nr = NT if thin else NR
     ap = _pack_weights(wt, K, T, mr)
     KB = ap.shape[0]
+    seq = np.arange(T) * nr  # the rows of a copied panel
     total = N * img
     reach = np.empty(J, np.int64)  # a run of problem j starting at flat index b reads below b + reach[j]
     runs = 0
@@ -175,18 +176,15 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
                 k0, k1 = tstart[jp], tstart[jp + 1]
                 panel = np.zeros((k1 - k0) * nr, xf.dtype)
                 for k in range(k0, k1):
-                    for j in range(min(nr, total - start - offs[k])):
-                        panel[(k - k0) * nr + j] = xf[start + offs[k] + j]
+                    d, o = np.uint64((k - k0) * nr), np.uint64(start + offs[k])
+                    for j in range(min(nr, total - start - offs[k])):  # (unsigned: the copy vectorises)
+                        panel[d + np.uint64(j)] = xf[o + np.uint64(j)]
             for kb in range(KB):
-                if edge:  # (rare: a plain loop, which compiles small; row by row, so a row stays in registers)
-                    for t in range(mr * nr):
-                        acc[t] = 0
-                    for i in range(mr):
-                        for k in range(k1 - k0):
-                            a = ap[kb, k0 + k, i]
-                            for j in range(nr):
-                                acc[i * nr + j] += a * panel[k * nr + j]
-                elif thin:  # (one call per block shape: LLVM keeps acc in registers only when it reads one array)
+                if edge and thin:  # (one call per source array and block: LLVM then keeps acc in registers)
+                    outer_thin(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
+                elif edge:
+                    outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
+                elif thin:
                     outer_thin(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
                 elif 2 * last <= NR:  # a short tail: half the columns
                     outer_half(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
