@@ -133,7 +133,7 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1):
     grad_shape("dy", dy, (N, K, P, Q))
     be = backend_for(dy, weight)
     if be.phased_dx:
-        dx = be.zeros((N, C, H, W), dtype)
+        dx = be.empty((N, C, H, W), dtype)
         return be.k.conv2d_backward_input_phased(be.contiguous(dy), be.contiguous(weight), dx, sh, sw, dh, dw, ph, pw)
     eh, ew = dh * (R - 1), dw * (S - 1)  # extent of the dilated kernel, less one
     if (sh, sw) == (1, 1) and eh >= ph and ew >= pw:  # nothing to spread or crop: a plain zero border

@@ -112,3 +112,25 @@ def test_weight_gradient_with_the_bias_gradient(rng, shape, kw):
     np.testing.assert_allclose(dw, ref.conv2d_backward_weight(dy, x, (K, C, R, S), **kw), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, ref.conv2d_backward_bias(dy), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, fc.conv2d_backward_bias(dy), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shape, kw",
+    [
+        ((2, 3, 4, 9, 10, 3, 3), dict(stride=2, padding=1)),  # every phase has taps: every input is written
+        ((2, 2, 3, 11, 12, 2, 3), dict(stride=3, padding=(0, 1))),  # phases no tap reaches: zeroed
+        ((2, 2, 3, 7, 8, 1, 1), dict(stride=2)),
+    ],
+)
+def test_cpu_input_gradient_writes_every_input(rng, shape, kw):
+    """The CPU input-gradient kernel takes an uninitialised dx: it must write all of it. Filled with NaN
+    beforehand, a single input left alone would show."""
+    from fastconv.kernels.cpu.conv import conv2d_backward_input_phased
+
+    N, C, K, H, W, R, S = shape
+    (sh, sw), (ph, pw) = _as_pair(kw.get("stride", 1)), _as_pair(kw.get("padding", 0))
+    w = rng.standard_normal((K, C, R, S))
+    dy = rng.standard_normal((N, K, out_size(H, ph, 1, R, sh), out_size(W, pw, 1, S, sw)))
+    dx = np.full((N, C, H, W), np.nan)
+    conv2d_backward_input_phased(dy, w, dx, sh, sw, 1, 1, ph, pw)
+    np.testing.assert_allclose(dx, ref.conv2d_backward_input(dy, w, (N, C, H, W), **kw), rtol=1e-10, atol=1e-10)

@@ -294,18 +294,20 @@ def _input_grad_taps(w, H, W, sh, sw, dh, dw, ph, pw, top, left, Hd, Wd):
 
 
 def conv2d_backward_input_phased(dy, w, dx, sh, sw, dh, dw, ph, pw):
-    """dx (N, C, H, W), zeroed, = the input gradient, one stride phase of dx at a time: dx[n, c, rho + sh*m,
-    sig + sw*q] = sum over the taps (k, r, s) with rho + ph - r*dh = sh*e and sig + pw - s*dw = sw*f of
-    w[k, c, r, s] * dy[n, k, m + e, q + f]: a stride-1 correlation of the delta (laid into a zero border sized
-    by ``_phase_margin``) with that phase's taps. For stride 1 this is the full correlation with the
+    """dx (N, C, H, W), uninitialised, = the input gradient, one stride phase of dx at a time:
+    dx[n, c, rho + sh*m, sig + sw*q] = sum over the taps (k, r, s) with rho + ph - r*dh = sh*e and
+    sig + pw - s*dw = sw*f of w[k, c, r, s] * dy[n, k, m + e, q + f]: a stride-1 correlation of the delta (laid
+    into a zero border sized by ``_phase_margin``) with that phase's taps. For stride 1 this is the full correlation with the
     flipped kernel; for larger strides it multiplies no spread-out zeros. The phases are the problems of one
-    ``_direct`` call; phases that no tap reaches stay zero."""
+    ``_direct`` call, which writes every input of every phase that a tap reaches; the others are zeroed."""
     N, K, P, Q = dy.shape
     C, R, S = w.shape[1], w.shape[2], w.shape[3]
     H, W = dx.shape[2], dx.shape[3]
     top, Hd = _phase_margin(H, sh, ph, R, dh, P)
     left, Wd = _phase_margin(W, sw, pw, S, dw, Q)
     offs, rows, tstart, grids, wt = _input_grad_taps(w, H, W, sh, sw, dh, dw, ph, pw, top, left, Hd, Wd)
+    if len(grids) < min(sh, H) * min(sw, W):  # some phase gets no tap: its inputs have zero gradient
+        dx[...] = 0
     if offs.size == 0:
         return dx
     dyp = pad_into(dy, np.empty((N, K, Hd, Wd), dy.dtype), top, left)
