@@ -34,6 +34,15 @@ def main():
             a = fc.avg_pool2d(x, (R, S), st, pad)
             np.testing.assert_allclose(a, ref.avg_pool2d(x, (R, S), st, pad), rtol=1e-9, atol=1e-9)
             fc.avg_pool2d_backward(np.ones_like(a), x.shape, (R, S), st, pad)
+    for (H, W), k, st, pad in itertools.product([(3, 3), (7, 8), (9, 4)], [2, 3], [2], [0, 1]):  # the tree paths
+        if 2 * pad > k or ref.out_size(H, pad, 1, k, st) < 1 or ref.out_size(W, pad, 1, k, st) < 1:
+            continue
+        x = rng.standard_normal((2, 3, H, W))
+        y, idx = fc.max_pool2d(x, k, st, pad)
+        y_ref, idx_ref = ref.max_pool2d(x, k, st, pad)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(idx, idx_ref)
+        fc.max_pool2d_backward(np.ones_like(y), idx, x.shape)
     for N, I, O in [(3, 7, 5), (9, 33, 40), (17, 40, 65)]:  # across the micro-kernel's blocks
         x = rng.standard_normal((N, I))
         w = rng.standard_normal((O, I))

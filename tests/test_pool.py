@@ -92,10 +92,10 @@ def test_relu_and_its_gradient(rng, dtype):
         assert_close_fd(fc.relu_backward(dy, x), numeric_grad(fc.relu, x, dy))
 
 
-@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 1, 1), (2, 1, 0)])
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 2, 0), (3, 1, 1), (2, 1, 0)])
 def test_max_pool_ties_and_nans_follow_one_rule(k, stride, padding):
-    """Every path (the 2x2 stride-2 tree and the general scan) picks, in each window, the last NaN if there is
-    one, else the first of the largest values (row by row, left to right), as PyTorch does."""
+    """Every path (the 2x2 and 3x3 stride-2 trees and the general scan) picks, in each window, the last NaN if
+    there is one, else the first of the largest values (row by row, left to right), as PyTorch does."""
     rng = np.random.default_rng(3)
     x = rng.integers(0, 3, (2, 3, 6, 8)).astype(np.float64)  # many ties
     x[rng.random(x.shape) < 0.15] = np.nan

@@ -43,15 +43,60 @@ def _max_pool_2x2(x, y, idx, nc):
             ir[q] = 2 * (p * W + q) + (j2 if t3 else j1)
 
 
+@cpu_kernel(parallel=False, inline=True)
+def _take3(r, o, z):
+    """The winner of the three values r[o], r[o + 1], r[o + 2] of one window row, and its column (0-2), as a
+    tree of two selects; z is a zero of the index type."""
+    a, b, d = r[o], r[o + np.uint64(1)], r[o + np.uint64(2)]
+    t = _take(b, a)
+    m = b if t else a
+    j = z + 1 if t else z
+    t = _take(d, m)
+    return (d if t else m), (z + 2 if t else j)
+
+
+@cpu_kernel(parallel=False, inline=True)
+def _max_pool_3x3s2(x, y, idx, nc):
+    """3x3 windows, stride 2, no padding (AlexNet's and GoogLeNet's pooling): plane nc, each window's three
+    rows reduced on their own, then combined. Branch-free; the rows' chains are independent."""
+    N, C, H, W = x.shape
+    P, Q = y.shape[2], y.shape[3]
+    n = nc // C
+    c = nc - n * C
+    z = np.int64(0)
+    for p in range(P):
+        r0 = x[n, c, 2 * p]
+        r1 = x[n, c, 2 * p + 1]
+        r2 = x[n, c, 2 * p + 2]
+        yr = y[n, c, p]
+        ir = idx[n, c, p]
+        for q in range(Q):
+            o = np.uint64(2 * q)
+            m0, j0 = _take3(r0, o, z)
+            m1, j1 = _take3(r1, o, z)
+            m2, j2 = _take3(r2, o, z)
+            t = _take(m1, m0)
+            m = m1 if t else m0
+            j = j1 + W if t else j0
+            t = _take(m2, m)
+            yr[q] = m2 if t else m
+            ir[q] = 2 * (p * W + q) + (j2 + 2 * W if t else j)
+
+
 @cpu_kernel
 def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
     """y = max over each window (padding is -inf); idx = flat index of the winner. NaN wins, like PyTorch."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
-    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    unpadded = sh == 2 and sw == 2 and ph == 0 and pw == 0
+    two = unpadded and kh == 2 and kw == 2
+    three = unpadded and kh == 3 and kw == 3
     for nc in prange(N * C):  # one (n, c) plane per iteration
-        if fast:
+        if two:
             _max_pool_2x2(x, y, idx, nc)
+            continue
+        if three:
+            _max_pool_3x3s2(x, y, idx, nc)
             continue
         n = nc // C
         c = nc - n * C
