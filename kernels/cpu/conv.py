@@ -24,7 +24,7 @@ from numba import prange
 
 from ..config import cpu_kernel
 from .gemm import dot3x5
-from .micro import MR, MT, NR, NT, V, accumulators, outer, outer_acc, outer_half, outer_thin
+from .micro import MR, MT, NR, NT, V, accumulators, outer, outer_acc
 from .ranges import inside
 
 KC = 256  # dW transposes about this many delta positions (whole output rows) at a time
@@ -181,15 +181,15 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
                         panel[d + np.uint64(j)] = xf[o + np.uint64(j)]
             for kb in range(KB):
                 if edge and thin:  # (one call per source array and block: LLVM then keeps acc in registers)
-                    outer_thin(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
+                    outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc, MT, NT, NT)
                 elif edge:
-                    outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc)
+                    outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc, MR, NR, NR)
                 elif thin:
-                    outer_thin(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MT, NT, NT)
                 elif 2 * last <= NR:  # a short tail: half the columns
-                    outer_half(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MR, NR // 2, NR)
                 else:
-                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc)
+                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MR, NR, NR)
                 _store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, bias, relu, z, mr, nr, oy, sy, ox, sx)
     return y
 

@@ -11,8 +11,8 @@ loop over j, and with the buffer's address known and private it keeps the whole 
 the entire reduction: on AVX-512, 16 ``zmm`` accumulators and 16 ``vfmadd231ps`` per k (check with
 ``inspect_asm``). A heap array (np.empty) would not do: its stores cannot be proven private and are kept.
 
-Two variants use the same registers: ``outer_thin`` (MT x NT, half the rows and twice the columns) for
-products onto 1-4 channels, and ``outer_half`` (MR x NR/2) for the short tail of a run.
+Two other block shapes use the same registers: MT x NT (half the rows and twice the columns) for products onto
+1-4 channels, and MR x NR/2 for the short tail of a run.
 """
 import numba
 import numpy as np
@@ -66,49 +66,23 @@ def accumulators(dtype):
 
 
 @cpu_kernel(parallel=False, inline=True)
-def outer(A, X, offs, t0, kc, acc):
-    """acc[i*NR + j] = sum_{k < kc} A[k, i] * X[offs[k] + t0 + j] for i < MR, j < NR (acc is overwritten).
+def outer(A, X, offs, t0, kc, acc, mr, nc, ld):
+    """acc[i*ld + j] = sum_{k < kc} A[k, i] * X[offs[k] + t0 + j] for i < mr, j < nc (acc is overwritten).
 
-    A is (kc, MR) C-contiguous; every X[offs[k] + t0 : ... + NR] must lie inside X.
+    The block shape comes from the module's constants, so that after inlining LLVM sees fixed trip counts:
+    (MR, NR, NR) the full block, (MT, NT, NT) the thin one, (MR, NR // 2, NR) the half block for a run's short
+    tail (its first NR/2 columns, laid out as the full block's). A is (kc, mr) C-contiguous; every
+    X[offs[k] + t0 : ... + nc] must lie inside X.
     """
-    for t in range(ACC):
+    for t in range(mr * ld):
         acc[t] = 0
     for k in range(kc):
         a = A[k]
         o = np.uint64(offs[k] + t0)  # unsigned: no negative-index fix-ups in the loop (see outer_acc)
-        for j in range(NR):
+        for j in range(nc):
             bj = X[o + np.uint64(j)]
-            for i in range(MR):
-                acc[i * NR + j] += a[i] * bj
-
-
-@cpu_kernel(parallel=False, inline=True)
-def outer_half(A, X, offs, t0, kc, acc):
-    """``outer`` on the first NR/2 columns only (acc[i*NR + j], j < NR/2; the rest is left alone): for a run's
-    short tail, which would otherwise pay for a full block of columns it mostly throws away."""
-    for t in range(ACC):
-        acc[t] = 0
-    for k in range(kc):
-        a = A[k]
-        o = np.uint64(offs[k] + t0)
-        for j in range(NR // 2):
-            bj = X[o + np.uint64(j)]
-            for i in range(MR):
-                acc[i * NR + j] += a[i] * bj
-
-
-@cpu_kernel(parallel=False, inline=True)
-def outer_thin(A, X, offs, t0, kc, acc):
-    """``outer`` on the thin MT x NT block: acc[i*NT + j] = sum_{k < kc} A[k, i] * X[offs[k] + t0 + j]."""
-    for t in range(ACC):
-        acc[t] = 0
-    for k in range(kc):
-        a = A[k]
-        o = np.uint64(offs[k] + t0)
-        for j in range(NT):
-            bj = X[o + np.uint64(j)]
-            for i in range(MT):
-                acc[i * NT + j] += a[i] * bj
+            for i in range(mr):
+                acc[i * ld + j] += a[i] * bj
 
 
 @cpu_kernel(parallel=False, inline=True)
