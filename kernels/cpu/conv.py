@@ -222,11 +222,8 @@ def conv2d_forward_direct(xp, w, bias, y, dh, dw, relu):
 
     (The jitted functions that build tap tables are called from Python, and so is ``_direct``: a jitted caller
     would make Numba generate ``_direct``'s machine code again inside every caller, seconds of first-call
-    time each.)"""
-    N, C, Hp, Wp = xp.shape
-    offs, rows, wt = _forward_taps(w, Hp, Wp, 1, 1, dh, dw)
-    return _direct(xp.reshape(-1), C * Hp * Wp, Hp, Wp, offs, rows, np.array([0, offs.size]), wt, bias, y,
-                   np.array([[y.shape[2], y.shape[3], 0, 0]]), np.array([1, 1, int(relu), 0, 0]))
+    time each.) Stride 1 has a single phase, the padded input itself: ``conv2d_forward_phased`` with stride 1."""
+    return conv2d_forward_phased(xp, w, bias, y, 1, 1, dh, dw, relu)
 
 
 def _phase_margin(n, step, pad, k, dil, m_in):
