@@ -96,6 +96,9 @@ class CUDABackend:
     def use_phased_forward(self, C, K, sh, sw):
         return False  # (a CPU kernel: each CUDA thread reads its own taps, strided or not)
 
+    def use_unfolded_forward(self, x_shape, w_shape, ph, pw, Q, itemsize):
+        return False  # (a CPU kernel: the CUDA forward computes no junk columns)
+
     def asarray(self, a):
         return to_device(a)
 

@@ -83,6 +83,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, *, _relu=False
         xs = be.empty((N, C * sh * sw, P + (R - 1) * dh // sh, Q + (S - 1) * dw // sw), dtype)
         be.k.pad_phases(be.contiguous(x), xs, ph, pw, sh, sw)
         return be.k.conv2d_forward_phased(xs, be.contiguous(weight), b, y, sh, sw, dh, dw, bool(_relu))
+    if (sh, sw) == (1, 1) and be.use_unfolded_forward(x.shape, weight.shape, ph, pw, Q, x.itemsize):
+        # short rows: the input is copied into kernel-column shifts (padding included), so no junk columns
+        return be.k.conv2d_forward_unfolded(be.contiguous(x), be.contiguous(weight), b, y, ph, pw, dh, dw, bool(_relu))
     xp = be.pad(be.contiguous(x), ph, pw)
     return _forward(be, xp, weight, b, y, (sh, sw), (dh, dw), bool(_relu))
 

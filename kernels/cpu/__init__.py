@@ -24,6 +24,7 @@ from .conv import (  # noqa: E402
     conv2d_forward,
     conv2d_forward_direct,
     conv2d_forward_phased,
+    conv2d_forward_unfolded,
     pad_phases,
 )
 from .pool import (  # noqa: E402

@@ -17,6 +17,7 @@ Two other block shapes use the same registers: MT x NT (half the rows and twice 
 import numba
 import numpy as np
 from llvmlite import binding as _llvm
+from llvmlite import ir
 from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -56,6 +57,60 @@ def _stack_alloc(typingctx, count, dtype):
         return cgutils.alloca_once(builder, context.get_value_type(ety), size=n)
 
     return types.CPointer(ety)(count, dtype), codegen
+
+
+@intrinsic
+def _masked_copy(typingctx, src, so, dst, do, lo, hi, n):
+    """dst[do + j] = (src[so + j] if lo <= j < hi else 0) for j < n, for V lanes j: one masked vector load,
+    which touches no element outside [so + lo, so + hi), and one masked store, which writes none past do + n.
+    No bounds checks (``copy_lanes`` adds them under NUMBA_BOUNDSCHECK)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        s, s0, d, d0, lo_, hi_, n_ = args
+        ety = context.get_value_type(sig.args[0].dtype)
+        vty, pty = ir.VectorType(ety, V), ir.VectorType(ety, V).as_pointer()
+        ivt = ir.VectorType(ir.IntType(64), V)
+        lane = ir.Constant(ivt, list(range(V)))
+
+        def splat(value, ty):
+            value = context.cast(builder, value, ty, types.int64)
+            one = builder.insert_element(ir.Constant(ivt, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(one, ir.Constant(ivt, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V))
+
+        take = builder.and_(builder.icmp_signed(">=", lane, splat(lo_, sig.args[4])),
+                            builder.icmp_signed("<", lane, splat(hi_, sig.args[5])))
+        put = builder.icmp_signed("<", lane, splat(n_, sig.args[6]))
+        sp = builder.bitcast(cgutils.gep(builder, context.make_array(sig.args[0])(context, builder, s).data, s0), pty)
+        dp = builder.bitcast(cgutils.gep(builder, context.make_array(sig.args[2])(context, builder, d).data, d0), pty)
+        mty = ir.VectorType(ir.IntType(1), V)
+        i32 = ir.IntType(32)
+        name = f"v{V}{'f32' if sig.args[0].dtype == types.float32 else 'f64'}.p0"
+        load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [pty, i32, mty, vty]), "llvm.masked.load." + name)
+        store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [vty, pty, i32, mty]), "llvm.masked.store." + name)
+        align = ir.Constant(i32, sig.args[0].dtype.bitwidth // 8)
+        builder.call(store, [builder.call(load, [sp, align, take, ir.Constant(vty, None)]), dp, align, put])
+        return context.get_dummy_value()
+
+    return types.void(src, so, dst, do, lo, hi, n), codegen
+
+
+_BOUNDSCHECK = bool(numba.config.BOUNDSCHECK)
+
+
+@cpu_kernel(parallel=False, inline=True)
+def copy_lanes(src, so, dst, do, lo, hi, n):
+    """dst[do + j] = (src[so + j] if lo <= j < hi else 0) for 0 <= j < n <= V (so and do unsigned): one vector
+    row of a gather, with zeros where the row runs outside its source (padding) and nothing written past its
+    end, so rows may sit side by side in any order. Under NUMBA_BOUNDSCHECK both ranges are checked."""
+    if _BOUNDSCHECK:
+        j0, j1 = max(lo, 0), min(hi, V)  # the lanes read
+        if n > V or do + np.uint64(n) > dst.size:
+            raise IndexError("copy_lanes: a store past the end of dst")
+        if j0 < j1 and (so + np.uint64(j0) >= src.size or so + np.uint64(j1) > src.size):
+            raise IndexError("copy_lanes: a load outside src")
+    _masked_copy(src, so, dst, do, lo, hi, n)
 
 
 @cpu_kernel(parallel=False, inline=True)
