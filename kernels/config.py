@@ -19,6 +19,15 @@ DEFAULT_THREADS = None
 
 
 
+# What ``parallel`` kernels run in parallel: their prange loops, and nothing else. By default Numba also turns
+# array allocations (np.zeros), slice assignments and array expressions into parallel loops, and each such
+# loop is a fork and join of the thread pool, about 2 us: several per call of a conv kernel, 4 us of the 7 us
+# that LeNet C2's unfolded forward then spent outside its product on one image.
+# (Each kernel gets a copy: Numba pops the keys it reads.)
+PRANGE_ONLY = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False, setitem=False,
+                   numpy=False, stencil=False, fusion=False)
+
+
 def cpu_kernel(fn=None, *, parallel=True, inline=False):
     """Compile ``fn`` for the CPU with fastconv's flags (nogil, FASTMATH, on-disk cache, ``parallel`` for
     prange kernels, ``inline`` for micro-kernels). Where no cache directory is writable (a read-only install
@@ -28,7 +37,7 @@ def cpu_kernel(fn=None, *, parallel=True, inline=False):
     def wrap(f):
         import numba
 
-        opts = dict(nogil=True, fastmath=set(FASTMATH), parallel=parallel, cache=CACHE)
+        opts = dict(nogil=True, fastmath=set(FASTMATH), parallel=dict(PRANGE_ONLY) if parallel else False, cache=CACHE)
         if inline:
             opts["inline"] = "always"
         try:
