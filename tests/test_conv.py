@@ -74,6 +74,70 @@ def test_micro_kernel_blocking(rng, shape, kw, dtype):
     check_conv(rng, *shape, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, pad, dil",
+    [
+        ((5, 6, 16, 14, 14, 5, 5), (0, 0), (1, 1)),  # LeNet C2, 5 images: the last group of 2 or 4 is short
+        ((3, 2, 9, 7, 8, 3, 3), (1, 1), (1, 1)),  # 9 channels: a second, ragged block of MR
+        ((4, 3, 20, 9, 6, 3, 2), (2, 1), (1, 2)),  # padding and dilation, different per axis
+        ((2, 3, 12, 5, 20, 3, 3), (1, 1), (1, 1)),  # rows of more than one vector (Q > 16)
+        ((3, 2, 10, 4, 4, 3, 3), (3, 3), (1, 1)),  # padding wider than the kernel: outputs that see only zeros
+        ((2, 2, 40, 3, 35, 2, 3), (0, 0), (1, 2)),
+    ],
+)
+def test_unfolded_forward(rng, shape, pad, dil, dtype):
+    """The unfolded forward against the reference for every grouping of images and split over threads, with
+    and without the fused ReLU, into an output filled with NaN first (each output must be written once)."""
+    from fastconv.kernels.cpu.conv import _unfolded
+
+    N, C, K, H, W, R, S = shape
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C, R, S)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    want = ref.conv2d(x, w, b, padding=pad, dilation=dil)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    for G, parts, relu in [(1, 2, False), (2, 2, True), (3, 1, False), (4, 3, True), (4, 2, False)]:
+        y = np.full(want.shape, np.nan, dtype)
+        _unfolded(x, w, b, y, *pad, *dil, G, parts, relu)
+        np.testing.assert_allclose(y, np.maximum(want, 0) if relu else want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_copy_lanes(dtype):
+    """The masked row copy behind the unfolded forward: lanes lo <= j < hi come from src, the other lanes
+    below n are zero, and nothing at or past n is written."""
+    from numba import njit
+
+    from fastconv.kernels.cpu.micro import V, copy_lanes
+
+    @njit
+    def copy(src, so, dst, do, lo, hi, n):
+        copy_lanes(src, np.uint64(so), dst, np.uint64(do), lo, hi, n)
+
+    src = np.arange(1, 3 * V + 1, dtype=dtype)
+    for so, do, lo, hi, n in [(0, 0, 0, V, V), (3, 5, 2, 9, 12), (V, 1, -4, V + 3, V - 1), (2, 0, 5, 5, 7), (0, 2, 0, 3, 0)]:
+        dst = np.full(3 * V, -1.0, dtype)
+        copy(src, so, dst, do, lo, hi, n)
+        want = np.full(3 * V, -1.0, dtype)
+        for j in range(n):
+            want[do + j] = src[so + j] if lo <= j < hi else 0
+        np.testing.assert_array_equal(dst, want)
+
+
+def test_unfolded_forward_is_chosen_for_short_rows():
+    """conv2d takes the unfolded forward where the padded-width layout would waste an eighth of each row or
+    more (LeNet C2: 4 of 14 columns), and not for wide rows or few output channels (the thin block)."""
+    from fastconv._backend import cpu
+
+    be = cpu()
+    assert be.use_unfolded_forward((64, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4)
+    assert be.use_unfolded_forward((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 7, 4)
+    assert not be.use_unfolded_forward((32, 32, 28, 28), (64, 32, 3, 3), 1, 1, 28, 4)
+    assert not be.use_unfolded_forward((4, 6, 14, 14), (3, 6, 5, 5), 0, 0, 10, 4)
+    assert not be.use_unfolded_forward((2, 512, 9, 9), (64, 512, 3, 3), 1, 1, 9, 4)  # a 1 MB copy per image
+
+
 def test_non_contiguous_inputs(rng):
     x = rng.standard_normal((2, 8, 3, 9)).transpose(0, 2, 3, 1)  # (2, 3, 9, 8), not C-contiguous
     w = rng.standard_normal((3, 4, 3, 3))[:, ::-1].transpose(1, 0, 2, 3)  # (4, 3, 3, 3), strided
