@@ -125,6 +125,29 @@ def test_copy_lanes(dtype):
         np.testing.assert_array_equal(dst, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_store_lanes(dtype):
+    """The masked epilogue of every unpacked product: dst[d + j] = acc[a + j] + b for j < n, clamped at zero
+    with relu (NaN stays NaN, as in fc.relu), and nothing at or past n written."""
+    from numba import njit
+
+    from fastconv.kernels.cpu.micro import V, store_lanes
+
+    @njit
+    def store(acc, a, dst, d, n, b, relu):
+        store_lanes(acc, np.uint64(a), dst, np.uint64(d), n, b, relu)
+
+    acc = np.arange(-V, 2 * V, dtype=dtype)
+    acc[V + 2] = np.nan
+    for a, d, n, relu in [(0, 0, V, False), (V - 3, 5, 9, True), (V, 1, V - 1, True), (2 * V, 0, V, False), (4, 2, 0, True)]:
+        dst = np.full(3 * V, -9.0, dtype)
+        store(acc, a, dst, d, n, dtype(0.5), relu)
+        want = np.full(3 * V, -9.0, dtype)
+        v = acc[a : a + n] + dtype(0.5)
+        want[d : d + n] = np.where(v < 0, 0, v) if relu else v
+        np.testing.assert_array_equal(dst, want)
+
+
 def test_unfolded_forward_is_chosen_for_short_rows():
     """conv2d takes the unfolded forward where the padded-width layout would waste an eighth of each row or
     more (LeNet C2: 4 of 14 columns), and not for wide rows or few output channels (the thin block)."""

@@ -24,7 +24,7 @@ from numba import get_num_threads, prange
 
 from ..config import cpu_kernel
 from .gemm import dot3x5
-from .micro import MR, MT, NR, NT, V, accumulators, copy_lanes, outer, outer_acc
+from .micro import MR, MT, NR, NT, V, accumulators, copy_lanes, outer, outer_acc, store_lanes
 from .ranges import inside
 
 KC = 256  # dW transposes about this many delta positions (whole output rows) at a time
@@ -88,13 +88,9 @@ def _store_wide_run(acc, y, n, k0, t0, count, Wp, Q, G, gn, bias, relu, z, mr, n
             a = np.uint64(i * nr + j)
             r = np.uint64(ox + sx * q)
             usx = np.uint64(sx)
-            if sx == 1:
-                for u in range(cnt):
-                    uu = np.uint64(u)
-                    v = acc[a + uu] + b
-                    if relu and v < 0:
-                        v = z
-                    row[r + uu] = v
+            if sx == 1:  # masked vector stores: a piece is often shorter than a vector
+                for u in range(0, cnt, V):
+                    store_lanes(acc, a + np.uint64(u), row, r + np.uint64(u), min(V, cnt - u), b, relu)
             else:
                 for u in range(cnt):
                     uu = np.uint64(u)
