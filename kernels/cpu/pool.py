@@ -134,32 +134,58 @@ def max_pool2d_backward(dy, idx, dx):
     return dx
 
 
+@cpu_kernel(parallel=False, inline=True)
+def _add_every(acc, src, off, step, lo, hi):
+    """acc[q] += src[q*step + off] for lo <= q < hi (unsigned indices; the common step 2 is spelt out, so
+    LLVM sees a constant stride and vectorises the loads)."""
+    if step == 2:
+        for q in range(lo, hi):
+            acc[q] += src[np.uint64(2 * q + off)]
+    else:
+        for q in range(lo, hi):
+            acc[q] += src[np.uint64(q * step + off)]
+
+
+@cpu_kernel(parallel=False, inline=True)
+def _spread_every(dst, src, off, step, lo, hi):
+    """dst[q*step + off] += src[q] for lo <= q < hi: the transpose of ``_add_every``."""
+    if step == 2:
+        for q in range(lo, hi):
+            dst[np.uint64(2 * q + off)] += src[q]
+    else:
+        for q in range(lo, hi):
+            dst[np.uint64(q * step + off)] += src[q]
+
+
 @cpu_kernel
 def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
     """y = sum over each window's in-bounds inputs / (kh*kw) (padded zeros count in the divisor).
 
-    Row by row: each in-bounds kernel tap (r, s) adds input row p*sh + r - ph, read with step sw, to a float64
-    row of sums; the range of outputs a tap reaches inside the input is worked out once (no branches inside
-    the loops, which are contiguous in the sums and vectorise)."""
+    Separably, output row by output row: the window's in-bounds input rows are summed into a float64 row of
+    column sums (contiguous, vectorised), then each kernel column s adds those sums, read with step sw, to
+    the outputs it reaches inside the input (worked out once: no branches in the loops). kh + kw passes over
+    short rows instead of kh*kw."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
     scale = 1.0 / (kh * kw)
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
+        cols = np.empty(W, np.float64)
         acc = np.empty(Q, np.float64)
         for p in range(P):
-            acc[:] = 0.0
-            for r in range(kh):
-                h = p * sh + r - ph
-                if h < 0 or h >= H:
-                    continue
+            h0, h1 = window(p, sh, ph, kh, H)
+            for j in range(W):
+                cols[j] = 0.0
+            for h in range(h0, h1):
                 row = x[n, c, h]
-                for s in range(kw):
-                    off = s - pw
-                    qlo, qhi = inside(off, sw, Q, W)  # outputs whose tap column q*sw + off is inside
-                    for q in range(qlo, qhi):
-                        acc[q] += row[np.uint64(q * sw + off)]  # unsigned: no wraparound fix-ups
+                for j in range(W):
+                    cols[j] += row[j]
+            for q in range(Q):
+                acc[q] = 0.0
+            for s in range(kw):
+                qlo, qhi = inside(s - pw, sw, Q, W)  # outputs whose tap column q*sw + s - pw is inside
+                _add_every(acc, cols, s - pw, sw, qlo, qhi)
             out = y[n, c, p]
             for q in range(Q):
                 out[q] = acc[q] * scale
@@ -170,27 +196,27 @@ def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
 def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
     """dx, zeroed: each dy[n,c,p,q] / (kh*kw) is added to every in-bounds input of its window.
 
-    Row by row and tap by tap, as the forward: input row p*sh + r - ph gets g[q] added at columns q*sw + s - pw
-    for the outputs q that reach inside it."""
+    Separably, as the forward: output row p's deltas are spread along one input-wide row (kernel column s
+    adds dy[p, q] at column q*sw + s - pw), which is then added to each in-bounds input row of the window."""
     N, C, P, Q = dy.shape
     H, W = dx.shape[2], dx.shape[3]
     scale = 1.0 / (kh * kw)
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
-        g = np.empty(Q, dx.dtype)
+        spread = np.empty(W, dx.dtype)
         for p in range(P):
+            h0, h1 = window(p, sh, ph, kh, H)
+            if h0 >= h1:
+                continue
             src = dy[n, c, p]
-            for q in range(Q):
-                g[q] = src[q] * scale
-            for r in range(kh):
-                h = p * sh + r - ph
-                if h < 0 or h >= H:
-                    continue
+            for j in range(W):
+                spread[j] = 0
+            for s in range(kw):
+                qlo, qhi = inside(s - pw, sw, Q, W)
+                _spread_every(spread, src, s - pw, sw, qlo, qhi)
+            for h in range(h0, h1):
                 row = dx[n, c, h]
-                for s in range(kw):
-                    off = s - pw
-                    qlo, qhi = inside(off, sw, Q, W)  # outputs whose tap column q*sw + off is inside
-                    for q in range(qlo, qhi):
-                        row[np.uint64(q * sw + off)] += g[q]
+                for j in range(W):
+                    row[j] += spread[j] * scale
     return dx
