@@ -151,6 +151,8 @@ def test_store_lanes(dtype):
 def test_unfolded_forward_is_chosen_for_short_rows():
     """conv2d takes the unfolded forward where the padded-width layout would waste an eighth of each row or
     more (LeNet C2: 4 of 14 columns), and not for wide rows or few output channels (the thin block)."""
+    import numba
+
     from fastconv._backend import cpu
 
     be = cpu()
@@ -159,6 +161,15 @@ def test_unfolded_forward_is_chosen_for_short_rows():
     assert not be.use_unfolded_forward((32, 32, 28, 28), (64, 32, 3, 3), 1, 1, 28, 4)
     assert not be.use_unfolded_forward((4, 6, 14, 14), (3, 6, 5, 5), 0, 0, 10, 4)
     assert not be.use_unfolded_forward((2, 512, 9, 9), (64, 512, 3, 3), 1, 1, 9, 4)  # a 1 MB copy per image
+    before = fc.get_num_threads()
+    try:
+        if numba.config.NUMBA_NUM_THREADS >= 2:
+            fc.set_num_threads(2)
+            assert not be.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4)  # one image, 2 threads
+        fc.set_num_threads(1)
+        assert be.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4)
+    finally:
+        fc.set_num_threads(before)
 
 
 def test_non_contiguous_inputs(rng):
