@@ -13,7 +13,7 @@ def main():
     rng = np.random.default_rng(0)
     n = 0
     for (H, W), (R, S), st, pad, dil, (C, K) in itertools.product(
-        [(1, 1), (5, 7), (9, 4)], [(1, 1), (3, 2), (5, 5)], [1, 2, (3, 1)], [0, 2], [1, (2, 1)], [(1, 6), (9, 20), (3, 37)]
+        [(1, 1), (5, 7), (9, 4)], [(1, 1), (3, 2), (5, 5)], [1, 2, (3, 1)], [0, 2], [1, (2, 1)], [(5, 6), (9, 20), (3, 37)]
     ):
         st2, pad2, dil2 = (st if isinstance(st, tuple) else (st, st)), (pad, pad), (dil if isinstance(dil, tuple) else (dil, dil))
         P = ref.out_size(H, pad2[0], dil2[0], R, st2[0])

@@ -24,7 +24,7 @@ from numba import get_num_threads, prange
 
 from ..config import cpu_kernel
 from .gemm import dot3x5
-from .micro import MR, MT, NR, NT, V, accumulators, copy_lanes, outer, outer_acc, store_lanes
+from .micro import MR, MS, MT, NR, NT, V, accumulators, copy_lanes, outer, outer_acc, store_lanes
 from .ranges import inside
 
 KC = 256  # dW transposes about this many delta positions (whole output rows) at a time
@@ -136,11 +136,14 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
     J = tstart.size - 1
     T = offs.size
     thin = K <= MT
-    mr = MT if thin else MR
+    six = MS < MR and MT < K <= MS  # the six-row block
+    mr = MT if thin else (MS if six else MR)
     nr = NT if thin else NR
     ap = _pack_weights(wt, K, T, mr)
     KB = ap.shape[0]
-    seq = np.arange(T) * nr  # the rows of a copied panel
+    seq = np.empty(T, np.int64)  # the rows of a copied panel (a loop: an array expression would be compiled
+    for t in range(T):  # as a function of its own, with a warning that it has nothing to run in parallel)
+        seq[t] = t * nr
     total = N * img
     reach = np.empty(J, np.int64)  # a run of problem j starting at flat index b reads below b + reach[j]
     runs = 0
@@ -184,10 +187,16 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
             for kb in range(KB):
                 if edge and thin:  # (one call per source array and block: LLVM then keeps acc in registers)
                     outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc, MT, NT, NT)
+                elif edge and six:
+                    outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc, MS, NR, NR)
                 elif edge:
                     outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc, MR, NR, NR)
                 elif thin:
                     outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MT, NT, NT)
+                elif six and 2 * last <= NR:
+                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MS, NR // 2, NR)
+                elif six:
+                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MS, NR, NR)
                 elif 2 * last <= NR:  # a short tail: half the columns
                     outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MR, NR // 2, NR)
                 else:

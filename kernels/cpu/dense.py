@@ -26,7 +26,9 @@ def _gemm(Xa, sam, sak, M, K, B, bias, C):
     MB = (M + MR - 1) // MR
     NB = (N + NR - 1) // NR
     bf = B.reshape(K * N)
-    ak = np.arange(K).astype(np.uint64) * np.uint64(sak)
+    ak = np.empty(K, np.uint64)  # (a loop, not an array expression: see conv._direct's seq)
+    for k in range(K):
+        ak[k] = np.uint64(k) * np.uint64(sak)
     tail = np.zeros(K * NR, B.dtype)  # columns NB*NR - NR .. N of B, zero-padded to NR
     n0t = (NB - 1) * NR
     for k in range(K):

@@ -41,6 +41,10 @@ ACC = MR * NR
 # The thin block for products with few rows (an input gradient onto 1-4 input channels): half the rows, twice
 # the columns, the same registers. 4 x 64 on AVX-512, 3 x 32 on AVX2.
 MT, NT = MR // 2, 2 * NR
+# The six-row block, for products onto 5-6 channels (LeNet's first layer forward and its second layer's dX),
+# where the MR-row block would leave a quarter of its rows empty: 6 x NR, 12 of the 16 registers. On AVX2
+# (MR = 6) it is the full block.
+MS = 6 if MR > 6 else MR
 V = NR // 2  # float32 lanes in a vector
 
 
