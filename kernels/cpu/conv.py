@@ -117,7 +117,7 @@ def _direct(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, opts):
     offs[t]], whose input row is m + rows[t] (rows non-decreasing within a problem); wt (K, T) holds the taps'
     weights. Output (m, q) of channel k goes to y[n, k, oy + sy*m, ox + sx*q] (``_store_wide_run``). With at
     most MT output channels the thin MT x NT block is used, so a 1-4 channel input gradient does not waste
-    most of a block.
+    most of a block, and with 5-6 the six-row block (LeNet's C2 dX).
 
     opts = (sy, sx, relu, zt, zb) comes as one int64 array, so that every caller compiles the same
     specialisation (constants passed one by one are typed as literals, and each caller would compile its own

@@ -11,8 +11,12 @@ loop over j, and with the buffer's address known and private it keeps the whole 
 the entire reduction: on AVX-512, 16 ``zmm`` accumulators and 16 ``vfmadd231ps`` per k (check with
 ``inspect_asm``). A heap array (np.empty) would not do: its stores cannot be proven private and are kept.
 
-Two other block shapes use the same registers: MT x NT (half the rows and twice the columns) for products onto
-1-4 channels, and MR x NR/2 for the short tail of a run.
+Other block shapes use the same or fewer registers: MT x NT (half the rows and twice the columns) for products
+onto 1-4 channels, MS x NR (six rows) onto 5-6 channels, and MR x NR/2 for the short tail of a run.
+
+Beside it, two masked-vector primitives (LLVM's masked load and store, as Numba intrinsics) move at most one
+vector and touch nothing past their lanes, for rows shorter than a vector: ``copy_lanes`` (a row of a
+gather, zeros where it runs into padding) and ``store_lanes`` (a block's epilogue: bias, ReLU).
 """
 import numba
 import numpy as np
@@ -179,8 +183,9 @@ def outer(A, X, offs, t0, kc, acc, mr, nc, ld):
     """acc[i*ld + j] = sum_{k < kc} A[k, i] * X[offs[k] + t0 + j] for i < mr, j < nc (acc is overwritten).
 
     The block shape comes from the module's constants, so that after inlining LLVM sees fixed trip counts:
-    (MR, NR, NR) the full block, (MT, NT, NT) the thin one, (MR, NR // 2, NR) the half block for a run's short
-    tail (its first NR/2 columns, laid out as the full block's). A is (kc, mr) C-contiguous; every
+    (MR, NR, NR) the full block, (MT, NT, NT) the thin one, (MS, NR, NR) the six-row one, (MR, NR // 2, NR) or
+    (MS, NR // 2, NR) the half block for a run's short tail (its first NR/2 columns, laid out as the full
+    block's). A is (kc, mr) C-contiguous; every
     X[offs[k] + t0 : ... + nc] must lie inside X.
     """
     for t in range(mr * ld):
