@@ -6,7 +6,9 @@ registers for the whole reduction), reading its operands in place through offset
 - forward, stride 1 (``conv2d_forward_direct`` on ``_direct``): outputs are computed on the padded width, so
   that for a run of NR consecutive outputs t, tap (r, c, s) reads the NR consecutive inputs
   xp_flat[n, c, t + r*dh*Wp + s*dw] straight from the input: no packing. The columns q >= Q of that wide grid
-  are dropped in the epilogue.
+  are dropped in the epilogue. Where those are many (small images: 4 of 14 on LeNet's C2), the input is
+  instead copied, a few images at a time, into one block per kernel column, rows Q wide, so that every
+  position computed is an output (``conv2d_forward_unfolded`` on ``_unfolded``).
 - forward, strided: with few input channels for the output channels (a stem layer), the input is padded
   straight into its stride phases (``pad_phases``), after which the convolution is a stride-1 product over
   the phase planes on the same ``_direct`` (``conv2d_forward_phased``); otherwise the output channels are the
