@@ -1,7 +1,11 @@
 """``fastconv bench``: time every kernel and the LeNet-5 step against the peers, side by side in one process,
 and write the table as text, JSON and markdown.
 
-Times are medians of repeated calls after warm-up calls (so JIT compilation is never timed). GFLOP/s counts
+Times are medians of repeated calls after warm-up calls (so JIT compilation is never timed). The engines of one
+case are timed interleaved: ROUNDS rounds, each timing a slice of calls of every engine in turn (after a
+pause that lets the previous engine's threads go idle), and each engine's time is the median over the rounds
+of its mean per call in a slice; so a burst of load on this shared machine lands on all engines alike instead
+of on whichever was being timed. GFLOP/s counts
 2*N*K*P*Q*C*R*S for each conv pass. "x SGEMM" is the fraction of numpy's SGEMM rate measured in the same run
 with the same thread count; "vs PEER" is the peer's median time divided by fastconv's (above 1: fastconv is
 faster).
@@ -33,6 +37,36 @@ def median_ms(fn, min_time=0.5, min_reps=5, max_reps=200, warmup=2):
     return 1000 * float(np.median(times))
 
 
+ROUNDS = 5
+SETTLE_S = 0.25
+
+
+def interleaved_ms(fns, min_time=0.5, rounds=ROUNDS, warmup=2, settle=SETTLE_S):
+    """{name: median ms per call} for the functions of ``fns`` ({name: fn}), timed side by side: in each of
+    ``rounds`` rounds every function runs a slice of about min_time / rounds seconds (at least one call),
+    one after the other; a function's figure is the median over the rounds of its mean time per call.
+
+    Before each slice the machine is left idle for ``settle`` seconds, because an engine's worker threads
+    stay busy for a while after its last call returns (OpenBLAS's spin: timed straight after the BLAS peer,
+    PyTorch's LeNet C2 forward took 0.42 ms instead of 0.12)."""
+    calls = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        t = time.perf_counter()
+        fn()
+        calls[name] = max(1, int(min_time / rounds / max(time.perf_counter() - t, 1e-7)))
+    per_call = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(settle)
+            t = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            per_call[name].append((time.perf_counter() - t) / calls[name])
+    return {name: 1000 * float(np.median(v)) for name, v in per_call.items()}
+
+
 def sgemm_gflops(n=2048, min_time=1.0):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
@@ -57,6 +91,11 @@ def blas_info():
 
 def lenet_throughput(batch, train, engine, min_time):
     """Images per second of a LeNet-5 training step (Adam) or an inference pass, fastconv or torch."""
+    return batch / (median_ms(lenet_call(batch, train, engine), min_time) / 1000)
+
+
+def lenet_call(batch, train, engine):
+    """A function that runs one LeNet-5 training step (Adam) or one inference pass, fastconv or torch."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, batch)
@@ -95,7 +134,7 @@ def lenet_throughput(batch, train, engine, min_time):
                 model.eval()(tx)
 
         fn = step if train else infer
-    return batch / (median_ms(fn, min_time) / 1000)
+    return fn
 
 
 STARTUP = """
@@ -128,6 +167,7 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     threads = threads or os.cpu_count()
     limiter = peers.set_threads(threads)
     min_time = 0.2 if quick else 1.0
+    settle = 0.0 if quick else SETTLE_S
     engines = peers.engines(with_torch)
     names = [e.name for e in engines]
     report = {
@@ -155,16 +195,16 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     if only:
         work = [w for w in work if any(o in w[0].name for o in only)]
     for case, which, kind in work:
-        row = {"case": case.name, "pass": which, "shape": str(case), "ms": {}}
-        ref = None
+        row = {"case": case.name, "pass": which, "shape": str(case)}
+        ref, fns = None, {}
         for e in engines:
-            fn = getattr(e, kind)(case, which)
+            fn = fns[e.name] = getattr(e, kind)(case, which)
             result = fn()
             if ref is None:
                 ref = result
             else:
                 peers.assert_same(result, ref, f"{e.name} {case.name} {which}")
-            row["ms"][e.name] = median_ms(fn, min_time)
+        row["ms"] = interleaved_ms(fns, min_time * len(fns), settle=settle)
         ms = row["ms"]["fastconv"]
         if kind == "conv":
             row["gflops"] = case.flops / (ms / 1000) / 1e9
@@ -177,8 +217,10 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     if reuse_freed_memory():
         report["heap"] = "fastconv.reuse_freed_memory() applied before the LeNet-5 timings (all engines in the process)"
     for batch, train in lenet_work:
+        ms = interleaved_ms({e: lenet_call(batch, train, e) for e in names if e != "im2col"}, 2 * min_time,
+                            settle=settle)
         row = {"batch": batch, "mode": "train step" if train else "inference",
-               "images_per_second": {e: lenet_throughput(batch, train, e, min_time) for e in names if e != "im2col"}}
+               "images_per_second": {e: batch / (t / 1000) for e, t in ms.items()}}
         report["lenet"].append(row)
         log(f"lenet5 {row['mode']} batch {batch}: " + ", ".join(f"{k} {v:,.0f} img/s" for k, v in row["images_per_second"].items()))
     if startup:
