@@ -276,7 +276,7 @@ def max_pool2d_backward(dy, indices, x_shape, *, _trusted=False):
             raise ValueError(
                 f"indices must lie in [0, {H * W}) (flat positions in an {H}x{W} plane), got values in [{lo}, {hi}]"
             )
-    dx = be.zeros((N, C, H * W), dy.dtype)
+    dx = be.empty((N, C, H * W), dy.dtype)  # (each plane is zeroed by the kernel iteration that owns it)
     be.k.max_pool2d_backward(be.contiguous(dy), be.contiguous(indices), dx)
     return dx.reshape(x_shape)
 

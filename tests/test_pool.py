@@ -81,6 +81,20 @@ def test_overlapping_max_pool_accumulates_at_the_shared_winner():
     assert dx[0, 0, 1, 1] == 10.0 and dx.sum() == 10.0
 
 
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (2, 3, 0), (3, 2, 1)])
+def test_cpu_max_pool_backward_writes_every_input(rng, k, stride, padding):
+    """The CPU kernel takes an uninitialised dx and zeroes each plane itself: filled with NaN beforehand,
+    an input no window picked (stride 3 > kernel 2 leaves whole rows and columns) would show."""
+    from fastconv.kernels.cpu.pool import max_pool2d_backward
+
+    x = distinct(rng, (2, 3, 8, 7), np.float64)
+    y, idx = fc.max_pool2d(x, k, stride, padding)
+    dy = rng.standard_normal(y.shape)
+    dx = np.full((2, 3, 8 * 7), np.nan)
+    max_pool2d_backward(dy, idx, dx)
+    np.testing.assert_array_equal(dx.reshape(x.shape), ref.max_pool2d_backward(dy, idx, x.shape))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_and_its_gradient(rng, dtype):
     x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)

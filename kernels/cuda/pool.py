@@ -44,6 +44,8 @@ def _max_backward(dy, idx, dx):
     for i in range(cuda.grid(1), N * C, cuda.gridsize(1)):  # grid-stride loop
         n = i // C
         c = i % C
+        for j in range(dx.shape[2]):  # dx arrives uninitialised: this thread's plane is zeroed first
+            dx[n, c, j] = 0
         for p in range(P):  # this plane's windows, in order
             for q in range(Q):
                 dx[n, c, idx[n, c, p, q]] += dy[n, c, p, q]
