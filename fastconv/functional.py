@@ -321,7 +321,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
     (kh, kw), (sh, sw), (ph, pw), (P, Q) = _pool_args(x_shape, kernel_size, stride, padding)
     grad_shape("dy", dy, (x_shape[0], x_shape[1], P, Q))
     be = backend_for(dy)
-    dx = be.zeros(x_shape, dy.dtype)
+    dx = be.empty(x_shape, dy.dtype)  # (each plane is zeroed by the kernel iteration that owns it)
     be.k.avg_pool2d_backward(be.contiguous(dy), dx, kh, kw, sh, sw, ph, pw)
     return dx
 

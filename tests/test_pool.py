@@ -95,6 +95,18 @@ def test_cpu_max_pool_backward_writes_every_input(rng, k, stride, padding):
     np.testing.assert_array_equal(dx.reshape(x.shape), ref.max_pool2d_backward(dy, idx, x.shape))
 
 
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (2, 3, 0), (3, 2, 1)])
+def test_cpu_avg_pool_backward_writes_every_input(rng, k, stride, padding):
+    """As for max pooling: the CPU kernel zeroes each plane of its uninitialised dx itself."""
+    from fastconv.kernels.cpu.pool import avg_pool2d_backward
+
+    x_shape = (2, 3, 8, 7)
+    dy = rng.standard_normal((2, 3, out_size(8, padding, 1, k, stride), out_size(7, padding, 1, k, stride)))
+    dx = np.full(x_shape, np.nan)
+    avg_pool2d_backward(dy, dx, k, k, stride, stride, padding, padding)
+    np.testing.assert_allclose(dx, ref.avg_pool2d_backward(dy, x_shape, k, stride, padding), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_and_its_gradient(rng, dtype):
     x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)

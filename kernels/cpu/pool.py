@@ -201,7 +201,8 @@ def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
 
 @cpu_kernel
 def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
-    """dx, zeroed: each dy[n,c,p,q] / (kh*kw) is added to every in-bounds input of its window.
+    """dx, uninitialised: each plane is zeroed (as in ``max_pool2d_backward``), then each dy[n,c,p,q] / (kh*kw)
+    is added to every in-bounds input of its window.
 
     Separably, as the forward: output row p's deltas are spread along one input-wide row (kernel column s
     adds dy[p, q] at column q*sw + s - pw), which is then added to each in-bounds input row of the window."""
@@ -211,6 +212,10 @@ def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
+        for h in range(H):
+            row = dx[n, c, h]
+            for j in range(W):
+                row[j] = 0
         spread = np.empty(W, dx.dtype)
         for p in range(P):
             h0, h1 = window(p, sh, ph, kh, H)

@@ -88,7 +88,7 @@ def _avg_backward(dy, dx, kh, kw, sh, sw, ph, pw):
         c = (i // (H * W)) % C
         n = i // (C * H * W)
         P, Q = dy.shape[2], dy.shape[3]
-        acc = dx[n, c, h, w]
+        acc = 0.0  # (every input is written: dx arrives uninitialised)
         # the windows that hold (h, w): p*sh - ph <= h < p*sh - ph + kh
         for p in range(max(0, -((kh - 1 - h - ph) // sh)), min(P, (h + ph) // sh + 1)):
             for q in range(max(0, -((kw - 1 - w - pw) // sw)), min(Q, (w + pw) // sw + 1)):
