@@ -73,8 +73,9 @@ def _store_wide_run(acc, y, n, k0, t0, count, Wp, Q, G, gn, bias, relu, z, mr, n
     y[n + g, k0 + i, oy + sy*m, ox + sx*q] for the wide positions t0 + j = m*Wp + g*(Wp // G) + q, j < count:
     a wide row holds one output row of each of G images side by side (G = 1 but for the unfolded forward), and
     the columns q >= Q and the images g >= gn are dropped. The run is cut into its pieces of whole rows, so
-    for sx = 1 each store loop is contiguous; its indices are unsigned, so the loop vectorises (a signed index
-    would bring Numba's negative-index fix-up into every iteration)."""
+    for sx = 1 each piece is contiguous and goes out as masked vector stores (``store_lanes``); the strided
+    loop's indices are unsigned (a signed index would bring Numba's negative-index fix-up into every
+    iteration)."""
     K = y.shape[1]
     Wg = Wp // G
     m = t0 // Wp
