@@ -83,9 +83,10 @@ class CPUBackend:
         instead of reading the padded input in place (``conv2d_forward_direct``), which computes its outputs
         on the padded width and so S - 1 junk columns per row of W + 2*pw: when those are at least an eighth
         of the row, with more output channels than the thin block holds, a copy of at most 256 KB per image,
-        and at least an image per thread (the images are the unit of work). Measured (64 images, 2 threads), in place vs unfolded: LeNet C2 (6 -> 16, 14x14, 5x5) 0.127
-        vs 0.100 ms; 64 -> 64 on 7x7, 3x3 pad 1, 0.75 vs 0.65 ms; 32 -> 32 on 14x14, 0.65 vs 0.60 ms; but
-        32 -> 64 on 28x28 (a junk fifteenth) 2.33 vs 2.47 ms."""
+        and at least an image per thread (the images are the unit of work). Measured (64 images, 2 threads),
+        in place vs unfolded: LeNet C2 (6 -> 16, 14x14, 5x5) 0.127 vs 0.100 ms; 64 -> 64 on 7x7, 3x3 pad 1,
+        0.75 vs 0.65 ms; 32 -> 32 on 14x14, 0.65 vs 0.60 ms; but 32 -> 64 on 28x28 (a junk fifteenth) 2.33
+        vs 2.47 ms."""
         from numba import get_num_threads
 
         from .kernels.cpu.micro import MT

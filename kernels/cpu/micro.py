@@ -67,12 +67,16 @@ def _stack_alloc(typingctx, count, dtype):
     return types.CPointer(ety)(count, dtype), codegen
 
 
+def _splat(builder, value, vty):
+    """value in every lane of a vector of type vty."""
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V))
+
+
 def _lane_mask(context, builder, value, ty, op):
     """The V-lane mask (j op value) for lanes j = 0 .. V-1, value an integer of Numba type ty."""
     ivt = ir.VectorType(ir.IntType(64), V)
-    one = builder.insert_element(ir.Constant(ivt, ir.Undefined), context.cast(builder, value, ty, types.int64),
-                                 ir.Constant(ir.IntType(32), 0))
-    splat = builder.shuffle_vector(one, ir.Constant(ivt, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V))
+    splat = _splat(builder, context.cast(builder, value, ty, types.int64), ivt)
     return builder.icmp_signed(op, ir.Constant(ivt, list(range(V))), splat)
 
 
@@ -132,10 +136,7 @@ def _masked_epilogue(typingctx, acc, a, dst, d, n, b, relu):
         load, store = _masked_load_store(builder, sig.args[0].dtype)
         v = load(_vector_at(context, builder, sig.args[0], ac, a0), mask)
         vty = v.type
-        bias = context.cast(builder, b_, sig.args[5], sig.args[0].dtype)
-        one = builder.insert_element(ir.Constant(vty, ir.Undefined), bias, ir.Constant(ir.IntType(32), 0))
-        v = builder.fadd(v, builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined),
-                                                   ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V)))
+        v = builder.fadd(v, _splat(builder, context.cast(builder, b_, sig.args[5], sig.args[0].dtype), vty))
         clamp = builder.select(context.cast(builder, relu_, sig.args[6], types.boolean),  # lanes to zero
                                builder.fcmp_ordered("<", v, ir.Constant(vty, None)), ir.Constant(mask.type, None))
         store(builder.select(clamp, ir.Constant(vty, None), v), _vector_at(context, builder, sig.args[2], ds, d0), mask)
@@ -185,8 +186,7 @@ def outer(A, X, offs, t0, kc, acc, mr, nc, ld):
     The block shape comes from the module's constants, so that after inlining LLVM sees fixed trip counts:
     (MR, NR, NR) the full block, (MT, NT, NT) the thin one, (MS, NR, NR) the six-row one, (MR, NR // 2, NR) or
     (MS, NR // 2, NR) the half block for a run's short tail (its first NR/2 columns, laid out as the full
-    block's). A is (kc, mr) C-contiguous; every
-    X[offs[k] + t0 : ... + nc] must lie inside X.
+    block's). A is (kc, mr) C-contiguous; every X[offs[k] + t0 : ... + nc] must lie inside X.
     """
     for t in range(mr * ld):
         acc[t] = 0
