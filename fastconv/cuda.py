@@ -6,7 +6,7 @@ simulator (``NUMBA_ENABLE_CUDASIM=1``) the same code runs on the CPU, for tests.
 """
 import numpy as np
 
-from ._checks import is_device_array, to_host
+from ._checks import is_device_array
 
 
 def _numba_cuda():
@@ -55,79 +55,12 @@ def to_device(a):
     return cuda.to_device(np.ascontiguousarray(a))
 
 
-class CUDABackend:
-    """Device arrays, kernels from fastconv.kernels.cuda."""
-
-    name = "cuda"
-    # below this many output channels, stride-1 forward passes skip packing
-    direct_max_channels = 8
-    phased_dx = False  # dX spreads the delta and runs the forward kernel over it
-
-    def __init__(self):
-        from .kernels import cuda as k
-        from .kernels.cuda import memory
-
-        self.k = k
-        self._m = memory
-
-    def empty(self, shape, dtype):
-        from numba import cuda
-
-        return cuda.device_array(shape, dtype)
-
-    def zeros(self, shape, dtype):
-        return self._m.zeros(shape, dtype)
-
-    def contiguous(self, a):
-        return self._m.contiguous(a)
-
-    def pad(self, x, ph, pw):
-        return self._m.pad(x, ph, pw)
-
-    def weight_matrix(self, w, flip=False):
-        return self._m.weight_matrix(self.contiguous(w), flip)
-
-    def flipped(self, w):
-        return self._m.flipped(self.contiguous(w))
-
-    def use_direct_dw(self, xp, K):
-        return True  # the CUDA dW kernel pairs only the real terms of the sum
-
-    def use_phased_forward(self, C, K, sh, sw):
-        return False  # (a CPU kernel: each CUDA thread reads its own taps, strided or not)
-
-    def use_unfolded_forward(self, x_shape, w_shape, ph, pw, Q, itemsize):
-        return False  # (a CPU kernel: the CUDA forward computes no junk columns)
-
-    def asarray(self, a):
-        return to_device(a)
-
-    def mean(self, a):
-        return float(np.mean(to_host(a)))
-
-    def minmax(self, a):
-        h = self.contiguous(a).copy_to_host()
-        return int(h.min()), int(h.max())
-
-    def flat(self, a):
-        return a.reshape(a.size)
-
-    def mul(self, a, b):
-        return self._m.mul(self.contiguous(a), self.contiguous(b))
-
-    def add_into(self, dst, src):
-        return self._m.add_into(dst, self.contiguous(src))
-
-
-_BACKEND = None
-
-
 def backend():
-    global _BACKEND
+    """The CUDA target's plan module (``fastconv.kernels.cuda.plan``); a clear error without a GPU."""
     require()
-    if _BACKEND is None:
-        _BACKEND = CUDABackend()
-    return _BACKEND
+    from .kernels.cuda import plan
+
+    return plan
 
 
 def dropout_mask(module, x):

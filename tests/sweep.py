@@ -51,9 +51,9 @@ def main():
         np.testing.assert_allclose(fc.linear_backward_weight(dy, x), dy.T @ x, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(fc.linear_backward_input(dy, w), dy @ w, rtol=1e-9, atol=1e-9)
     fc.softmax_cross_entropy(x, np.arange(N) % O)
-    from fastconv.kernels.cpu import micro
+    from fastconv.kernels.cpu import blocks
 
-    print(f"sweep: {n} conv shapes checked, micro-kernel block {micro.MR}x{micro.NR}")
+    print(f"sweep: {n} conv shapes checked, micro-kernel block {blocks.MR}x{blocks.NR}")
     return 0
 
 

@@ -5,6 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fastconv as fc
+from fastconv.functional.conv import conv2d_backward_weight_bias
 from helpers import check_conv, check_conv_fd
 import reference as ref
 from reference import out_size
@@ -89,7 +90,7 @@ def test_micro_kernel_blocking(rng, shape, kw, dtype):
 def test_unfolded_forward(rng, shape, pad, dil, dtype):
     """The unfolded forward against the reference for every grouping of images and split over threads, with
     and without the fused ReLU, into an output filled with NaN first (each output must be written once)."""
-    from fastconv.kernels.cpu.conv import _unfolded
+    from fastconv.kernels.cpu.forward import _unfolded
 
     N, C, K, H, W, R, S = shape
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
@@ -109,7 +110,8 @@ def test_copy_lanes(dtype):
     below n are zero, and nothing at or past n is written."""
     from numba import njit
 
-    from fastconv.kernels.cpu.micro import V, copy_lanes
+    from fastconv.kernels.cpu.blocks import V
+    from fastconv.kernels.cpu.intrinsics import copy_lanes
 
     @njit
     def copy(src, so, dst, do, lo, hi, n):
@@ -131,7 +133,8 @@ def test_store_lanes(dtype):
     with relu (NaN stays NaN, as in fc.relu), and nothing at or past n written."""
     from numba import njit
 
-    from fastconv.kernels.cpu.micro import V, store_lanes
+    from fastconv.kernels.cpu.blocks import V
+    from fastconv.kernels.cpu.intrinsics import store_lanes
 
     @njit
     def store(acc, a, dst, d, n, b, relu):
@@ -151,25 +154,16 @@ def test_store_lanes(dtype):
 def test_unfolded_forward_is_chosen_for_short_rows():
     """conv2d takes the unfolded forward where the padded-width layout would waste an eighth of each row or
     more (LeNet C2: 4 of 14 columns), and not for wide rows or few output channels (the thin block)."""
-    import numba
+    from fastconv.kernels.cpu import plan
 
-    from fastconv._backend import cpu
-
-    be = cpu()
-    assert be.use_unfolded_forward((64, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4)
-    assert be.use_unfolded_forward((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 7, 4)
-    assert not be.use_unfolded_forward((32, 32, 28, 28), (64, 32, 3, 3), 1, 1, 28, 4)
-    assert not be.use_unfolded_forward((4, 6, 14, 14), (3, 6, 5, 5), 0, 0, 10, 4)
-    assert not be.use_unfolded_forward((2, 512, 9, 9), (64, 512, 3, 3), 1, 1, 9, 4)  # a 1 MB copy per image
-    before = fc.get_num_threads()
-    try:
-        if numba.config.NUMBA_NUM_THREADS >= 2:
-            fc.set_num_threads(2)
-            assert not be.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4)  # one image, 2 threads
-        fc.set_num_threads(1)
-        assert be.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4)
-    finally:
-        fc.set_num_threads(before)
+    threads = fc.get_num_threads()
+    assert plan.use_unfolded_forward((64, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4, threads)
+    assert plan.use_unfolded_forward((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 7, 4, threads)
+    assert not plan.use_unfolded_forward((32, 32, 28, 28), (64, 32, 3, 3), 1, 1, 28, 4, threads)
+    assert not plan.use_unfolded_forward((4, 6, 14, 14), (3, 6, 5, 5), 0, 0, 10, 4, threads)
+    assert not plan.use_unfolded_forward((2, 512, 9, 9), (64, 512, 3, 3), 1, 1, 9, 4, threads)  # a 1 MB copy per image
+    assert not plan.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4, 2)  # one image, 2 threads
+    assert plan.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4, 1)
 
 
 def test_non_contiguous_inputs(rng):
@@ -206,7 +200,7 @@ def test_weight_gradient_with_the_bias_gradient(rng, shape, kw):
     N, C, K, H, W, R, S = shape
     x = rng.standard_normal((N, C, H, W))
     dy = rng.standard_normal(fc.conv2d(x, np.zeros((K, C, R, S)), **kw).shape)
-    dw, db = fc.conv2d_backward_weight(dy, x, (K, C, R, S), **kw, _with_bias=True)
+    dw, db = conv2d_backward_weight_bias(dy, x, (K, C, R, S), **kw)
     np.testing.assert_allclose(dw, ref.conv2d_backward_weight(dy, x, (K, C, R, S), **kw), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, ref.conv2d_backward_bias(dy), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, fc.conv2d_backward_bias(dy), rtol=1e-12, atol=1e-12)
@@ -223,7 +217,7 @@ def test_weight_gradient_with_the_bias_gradient(rng, shape, kw):
 def test_cpu_input_gradient_writes_every_input(rng, shape, kw):
     """The CPU input-gradient kernel takes an uninitialised dx: it must write all of it. Filled with NaN
     beforehand, a single input left alone would show."""
-    from fastconv.kernels.cpu.conv import conv2d_backward_input_phased
+    from fastconv.kernels.cpu.input_grad import conv2d_backward_input_phased
 
     N, C, K, H, W, R, S = shape
     (sh, sw), (ph, pw) = _as_pair(kw.get("stride", 1)), _as_pair(kw.get("padding", 0))

@@ -15,13 +15,20 @@ HERE = Path(__file__).resolve().parent
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda not installed (pip install 'fastconv[cuda]')")
 
 
-def test_twins_export_the_same_names():
-    from fastconv.kernels import cpu as k_cpu
-    from fastconv.kernels import cuda as k_cuda
+def test_both_plans_offer_the_same_entry_points():
+    """The functional layer calls one entry point of the target's plan: both plans must offer the same set,
+    with the same argument names."""
+    import inspect
 
-    assert set(k_cpu.__all__) == set(k_cuda.__all__)
-    for name in k_cuda.__all__:
-        assert callable(getattr(k_cuda, name)) and callable(getattr(k_cpu, name))
+    from fastconv.kernels.cpu import plan as cpu_plan
+    from fastconv.kernels.cuda import plan as cuda_plan
+
+    assert set(cpu_plan.__all__) == set(cuda_plan.__all__)
+    for name in cpu_plan.__all__:
+        f_cpu, f_cuda = getattr(cpu_plan, name), getattr(cuda_plan, name)
+        assert callable(f_cpu) and callable(f_cuda), name
+        if inspect.isfunction(f_cpu) and inspect.isfunction(f_cuda):
+            assert list(inspect.signature(f_cpu).parameters) == list(inspect.signature(f_cuda).parameters), name
 
 
 def test_every_cuda_kernel_against_the_cpu_under_the_simulator(tmp_path):
@@ -37,7 +44,7 @@ def test_every_cuda_kernel_against_the_cpu_under_the_simulator(tmp_path):
 
 
 def _ptx_cases():
-    from fastconv.kernels.cuda import _launch
+    from fastconv.kernels.cuda import _launch, plan  # noqa: F401  (importing the plan registers every kernel)
 
     for name, (fn, template) in sorted(_launch.SIGNATURES.items()):
         for t in ("float32", "float64"):

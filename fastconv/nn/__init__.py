@@ -3,7 +3,8 @@ from . import init
 from .init import manual_seed
 from .layers import AvgPool2D, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Tanh
 from .losses import CrossEntropyLoss, MSELoss
-from .module import Module, Parameter, Sequential
+from .containers import Sequential
+from .module import Module, Parameter
 from .spec import build, spec
 
 __all__ = [

@@ -2,6 +2,8 @@
 import numpy as np
 
 from .. import functional as F
+from ..functional.conv import conv2d_backward_weight_bias, conv2d_relu
+from ..functional.pool import max_pool2d_backward_own
 from .._checks import is_device_array, pair
 from . import init
 from .module import Module, Parameter
@@ -33,14 +35,14 @@ class Conv2D(Module):
     def forward(self, x, relu=False):
         """With ``relu``, the ReLU that follows is fused into the kernel's epilogue (Sequential does this)."""
         self._x = x
-        return F.conv2d(x, self.weight.data, None if self.bias is None else self.bias.data, **self._kw(), _relu=relu)
+        return conv2d_relu(x, self.weight.data, None if self.bias is None else self.bias.data, **self._kw(), relu=relu)
 
     def backward(self, dy):
         x = self._x
         if self.bias is None:
             self.weight.accumulate(F.conv2d_backward_weight(dy, x, self.weight.shape, **self._kw()))
         else:  # one pass over the delta for both
-            dw, db = F.conv2d_backward_weight(dy, x, self.weight.shape, **self._kw(), _with_bias=True)
+            dw, db = conv2d_backward_weight_bias(dy, x, self.weight.shape, **self._kw())
             self.weight.accumulate(dw)
             self.bias.accumulate(db)
         if not self.input_grad:
@@ -119,7 +121,7 @@ class MaxPool2D(_Pool):
         return y
 
     def backward(self, dy):
-        return F.max_pool2d_backward(dy, self._indices, self._x_shape, _trusted=True)  # its own indices
+        return max_pool2d_backward_own(dy, self._indices, self._x_shape)
 
 
 class AvgPool2D(_Pool):

@@ -1,4 +1,4 @@
-"""Parameter, Module and Sequential: the bookkeeping every layer shares."""
+"""Parameter and Module: the bookkeeping every layer shares."""
 from collections import OrderedDict
 
 import numpy as np
@@ -27,9 +27,7 @@ class Parameter:
         if self.grad is None:
             self.grad = g
         else:
-            from .. import functional
-
-            functional.add_into(self.grad, g)
+            F.add_into(self.grad, g)
 
     def __repr__(self):
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
@@ -158,72 +156,3 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         lines = [f"  ({name}): " + repr(c).replace("\n", "\n  ") for name, c in self._children.items()]
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
-
-
-def _fusable(m, nxt):
-    from .layers import Conv2D, ReLU
-
-    return type(m) is Conv2D and type(nxt) is ReLU
-
-
-def _relu_then_max_pool(m, nxt):
-    from .layers import MaxPool2D, ReLU
-
-    return type(m) is ReLU and type(nxt) is MaxPool2D and nxt.output is not None
-
-
-class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ... as in PyTorch."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at position {i}")
-            setattr(self, str(i), m)
-
-    def __len__(self):
-        return len(self._children)
-
-    def __getitem__(self, i):
-        return list(self._children.values())[i]
-
-    def __iter__(self):
-        return iter(self._children.values())
-
-    def set_input_grad(self, flag):
-        """Passed on to the first child, the only one whose dx is the network's dx."""
-        super().set_input_grad(flag)
-        if self._children:
-            self[0].set_input_grad(flag)
-        return self
-
-    def forward(self, x):
-        children = list(self._children.values())
-        i = 0
-        while i < len(children):
-            m = children[i]
-            nxt = children[i + 1] if i + 1 < len(children) else None
-            if _fusable(m, nxt):  # Conv2D then ReLU: one pass, the ReLU in the conv's epilogue
-                x = m.forward(x, relu=True)
-                nxt.keep_for_backward(x)  # relu(y) > 0 exactly where y > 0: its backward needs no more
-                i += 2
-            else:
-                x = m(x)
-                i += 1
-        return x
-
-    def backward(self, dy):
-        children = list(self._children.values())
-        i = len(children) - 1
-        while i >= 0:
-            m = children[i]
-            if i > 0 and _relu_then_max_pool(children[i - 1], m):
-                # ReLU then MaxPool2D: the ReLU's mask at each window's winner is (pooled output > 0), so it is
-                # applied to the small pooled delta before routing, and the full-size ReLU pass is skipped
-                dy = m.backward(F.relu_backward(dy, m.output))
-                i -= 2
-            else:
-                dy = m.backward(dy)
-                i -= 1
-        return dy

@@ -1,6 +1,6 @@
 """A network's architecture as plain JSON-able data, and back: what a checkpoint stores instead of pickles."""
 from . import layers
-from .module import Sequential
+from .containers import Sequential
 
 LAYERS = {cls.__name__: cls for cls in (layers.Conv2D, layers.Linear, layers.MaxPool2D, layers.AvgPool2D,
                                         layers.ReLU, layers.Tanh, layers.Sigmoid, layers.Flatten, layers.Dropout)}

@@ -10,7 +10,7 @@ import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
-from .gemm import gemm_nt
+from .dot import gemm_nt
 from .micro import MR, NR, accumulators, outer_acc
 
 
@@ -26,7 +26,7 @@ def _gemm(Xa, sam, sak, M, K, B, bias, C):
     MB = (M + MR - 1) // MR
     NB = (N + NR - 1) // NR
     bf = B.reshape(K * N)
-    ak = np.empty(K, np.uint64)  # (a loop, not an array expression: see conv._direct's seq)
+    ak = np.empty(K, np.uint64)  # (a loop, not an array expression: see product.unpacked_product)
     for k in range(K):
         ak[k] = np.uint64(k) * np.uint64(sak)
     tail = np.zeros(K * NR, B.dtype)  # columns NB*NR - NR .. N of B, zero-padded to NR

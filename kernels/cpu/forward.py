@@ -1,0 +1,188 @@
+"""conv2d forward kernels.
+
+- stride 1, short rows (``conv2d_forward_unfolded`` on ``_unfolded``): a few images at a time are copied into
+  one block per kernel column, rows Q wide, so that every position computed is an output (the padded-width
+  layout of the unpacked product computes S - 1 junk columns per row: 4 of 14 on LeNet's C2).
+- stride 1 otherwise, and strided inputs with few channels for their output channels (a stem layer): the input
+  is padded straight into its stride phases (``layout.pad_phases``; stride 1 has one phase, the padded input),
+  and the convolution is a stride-1 product over the phase planes (``conv2d_forward_phased``, on
+  ``product.unpacked_product``).
+- strided otherwise (``conv2d_forward_broadcast``): the output channels are the vector and MR output
+  positions are broadcast from the input in place.
+
+No checking here: shapes, dtypes and contiguity are the caller's contract (the plan module chooses).
+"""
+import numpy as np
+from numba import get_num_threads, prange
+
+from ..config import cpu_kernel
+from .blocks import MR, NR, V
+from .intrinsics import copy_lanes
+from .micro import accumulators, outer, outer_acc
+from .product import store_wide_run, unpacked_product
+from .ranges import inside
+from .taps import forward_taps, tap_offsets, transpose_weights
+
+
+def conv2d_forward_phased(xs, w, bias, y, sh, sw, dil_h, dil_w, relu):
+    """Strided forward as a stride-1 product over the phases from ``pad_phases``: input (p*sh + r*dil_h,
+    q*sw + s*dil_w) lies in phase ((r*dil_h) % sh, (s*dil_w) % sw) at (p + (r*dil_h) // sh, q + (s*dil_w) // sw). No packing,
+    no wasted arithmetic, and outputs stored as vectors; xs needs P + (R-1)*dil_h // sh rows and
+    Q + (S-1)*dil_w // sw columns."""
+    N, CF, Hs, Ws = xs.shape
+    offs, rows, wt = forward_taps(w, Hs, Ws, sh, sw, dil_h, dil_w)
+    return unpacked_product(xs.reshape(-1), CF * Hs * Ws, Hs, Ws, offs, rows, np.array([0, offs.size]), wt, bias, y,
+                   np.array([[y.shape[2], y.shape[3], 0, 0]]), np.array([1, 1, int(relu), 0, 0]))
+
+
+@cpu_kernel
+def conv2d_forward_broadcast(xp, w2, bias, y, R, S, sh, sw, dil_h, dil_w, relu):
+    """Forward for any stride and dilation, y = bias + w2 (K, >= C*R*S) @ patches of the pre-padded xp, with
+    the roles turned round: NR output channels are the vector and MR output positions of one row are
+    broadcast from the input in place (``outer_acc``), so strided taps need no packing. ``relu`` clamps at
+    zero in the epilogue, which stores each block transposed (positions are contiguous in y): that costs
+    about a fifth of the time on a stem layer, and is why inputs with few channels take
+    ``conv2d_forward_phased`` instead. Work items are output rows (n, p), each owning its outputs."""
+    N, C, Hp, Wp = xp.shape
+    K = w2.shape[0]
+    P, Q = y.shape[2], y.shape[3]
+    CRS = C * R * S
+    HW = Hp * Wp
+    wT = transpose_weights(w2, K, CRS)
+    Kp = wT.shape[1]
+    KB = Kp // NR
+    taps = tap_offsets(C, R, S, HW, Wp, dil_h, dil_w).astype(np.uint64)
+    xf = xp.reshape(N * C * HW)
+    wf = wT.reshape(CRS * Kp)
+    yf = y.reshape(N * K * P * Q)
+    uKp = np.uint64(Kp)
+    z = np.zeros(1, y.dtype)[0]
+    for row in prange(N * P):  # each item owns output row (n, p) of every channel
+        n = row // P
+        p = row - n * P
+        acc = accumulators(y.dtype)
+        ao = np.empty(MR, np.uint64)
+        base = n * C * HW + p * sh * Wp
+        for q0 in range(0, Q, MR):
+            nq = min(MR, Q - q0)
+            for i in range(MR):  # positions past the row's end repeat its last one (not stored)
+                ao[i] = base + (q0 + min(i, nq - 1)) * sw
+            for kb in range(KB):
+                for t in range(MR * NR):
+                    acc[t] = 0
+                outer_acc(xf, ao, taps, wf, np.uint64(kb * NR), uKp, CRS, acc)
+                k0 = kb * NR
+                for j in range(min(NR, K - k0)):
+                    b = bias[k0 + j]
+                    o = np.uint64(((n * K + k0 + j) * P + p) * Q + q0)  # unsigned: no wraparound fix-ups
+                    for i in range(nq):
+                        v = acc[i * NR + j] + b
+                        if relu and v < 0:
+                            v = z
+                        yf[o + np.uint64(i)] = v
+    return y
+
+
+@cpu_kernel
+def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu):
+    """Stride-1 forward on an unfolded copy of the input, for small images (see ``conv2d_forward_unfolded``).
+
+    A work item takes G images and lays them out as C*S blocks, one per (channel c, kernel column s), of Hp
+    rows (the padded height) by G*Q: row i of block (c, s) holds, for each image g, its padded input row i at
+    columns s*dil_w .. s*dil_w + Q - 1, that is, the inputs that kernel column s reads for the Q outputs of a row.
+    Tap (c, r, s) of the G*Q outputs in output row m then reads row m + r*dil_h of block (c, s): a product on
+    ``outer`` whose every position is an output (the padded-width layout of ``unpacked_product`` computes S - 1 junk
+    columns per row, 4 in 14 on LeNet's C2), and the padding is written into the copy, so x is not padded.
+
+    The rows are copied by ``copy_lanes`` (masked vector loads and stores: padding columns read nothing, and
+    no row spills onto its neighbour). The panel is about C*S*Hp*G*Q values, per thread: the items are split
+    into ``parts`` contiguous ranges (one per thread), each with its own panel, allocated once. (The caller
+    passes the thread count: ``get_num_threads`` inside a kernel would keep it out of the on-disk cache.)
+    """
+    N, C, H, W = x.shape
+    K, R, S = w.shape[0], w.shape[2], w.shape[3]
+    P, Q = y.shape[2], y.shape[3]
+    Hp = H + 2 * ph
+    GQ = G * Q
+    BS = Hp * GQ  # one (c, s) block
+    T = C * R * S
+    offs = np.empty(T, np.int64)  # tap (c, s, r), in the panel's order
+    for c in range(C):
+        for s in range(S):
+            for r in range(R):
+                offs[(c * S + s) * R + r] = (c * S + s) * BS + r * dil_h * GQ
+    KB = (K + MR - 1) // MR
+    ap = np.zeros((KB, T, MR), w.dtype)  # ap[kb, t, i]: the weight of tap t for output channel kb*MR + i
+    for k in range(K):
+        kb = k // MR
+        for c in range(C):
+            for r in range(R):
+                for s in range(S):
+                    ap[kb, (c * S + s) * R + r, k - kb * MR] = w[k, c, r, s]
+    qlo = np.empty(S, np.int64)  # kernel column s reads x for the outputs qlo[s] <= q < qhi[s] (padding elsewhere)
+    qhi = np.empty(S, np.int64)
+    for s in range(S):
+        qlo[s], qhi[s] = inside(s * dil_w - pw, 1, Q, W)
+    L = P * GQ
+    size = C * S * BS
+    items = (N + G - 1) // G
+    parts = min(items, parts)
+    panels = np.empty((parts, size + NR), x.dtype)
+    panels[:, size:] = 0  # the last run's reads past the panel (for positions it does not store)
+    xf = x.reshape(N * C * H * W)
+    z = np.zeros(1, y.dtype)[0]
+    for part in prange(parts):  # each part owns its panel and the outputs of its images
+        panel = panels[part]
+        acc = accumulators(y.dtype)
+        for it in range(part * items // parts, (part + 1) * items // parts):
+            n0 = it * G
+            gn = min(G, N - n0)  # the last item may have fewer images: the rest of its panel is zeros
+            for g in range(G):
+                for c in range(C):
+                    for s in range(S):
+                        d = (c * S + s) * BS + g * Q  # panel row i starts at d + i*GQ ...
+                        src = (((n0 + g) * C + c) * H - ph) * W + s * dil_w - pw  # ... and reads x from src + i*W
+                        lo, hi = qlo[s], qhi[s]
+                        i0, i1 = (ph, ph + H) if g < gn else (0, 0)  # the rows that are not padding
+                        for v in range(0, Q, V):
+                            for i in range(i0):
+                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, Q - v)
+                            for i in range(i0, i1):
+                                copy_lanes(xf, np.uint64(src + i * W + v), panel, np.uint64(d + i * GQ + v),
+                                           lo - v, hi - v, Q - v)
+                            for i in range(i1, Hp):
+                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, Q - v)
+            for t0 in range(0, L, NR):
+                last = min(NR, L - t0)
+                for kb in range(KB):
+                    if 2 * last <= NR:  # a short tail: half the columns
+                        outer(ap[kb], panel, offs, t0, T, acc, MR, NR // 2, NR)
+                    else:
+                        outer(ap[kb], panel, offs, t0, T, acc, MR, NR, NR)
+                    store_wide_run(acc, y, n0, kb * MR, t0, last, GQ, Q, G, gn, bias, relu, z, MR, NR, 0, 1, 0, 1)
+    return y
+
+
+def unfolded_group(N, C, S, Hp, P, Q, itemsize, threads):
+    """How many images ``_unfolded`` lays side by side (1, 2 or 4): the fewest that leave the least of the last
+    run of NR positions (or NR/2, the half block) unused, with at least one item per thread and a panel of at
+    most 256 KB. Measured: 7x7 inputs, 64 channels, 3x3 kernel: 0.74 / 0.67 / 0.65 ms with 1 / 2 / 4 images."""
+    best, waste = 1, None
+    for G in (1, 2, 4):
+        if G > 1 and (C * S * Hp * G * Q * itemsize > 256 * 1024 or -(-N // G) < threads):
+            break
+        L = P * G * Q
+        step = NR // 2 if L % NR and L % NR <= NR // 2 else NR
+        w = (-(-L // step) * step - L) / L
+        if waste is None or w < waste:
+            best, waste = G, w
+    return best
+
+
+def conv2d_forward_unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, relu):
+    """Stride-1 forward of the unpadded x on ``_unfolded``, for inputs whose padded rows are short next to the
+    kernel (``plan.use_unfolded_forward``); ``relu`` clamps at zero."""
+    N, C, H, W = x.shape
+    threads = get_num_threads()
+    G = unfolded_group(N, C, w.shape[3], H + 2 * ph, y.shape[2], y.shape[3], x.itemsize, threads)
+    return _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, threads, relu)

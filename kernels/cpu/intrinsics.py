@@ -1,0 +1,134 @@
+"""LLVM intrinsics written as Numba intrinsics: a stack buffer for the micro-kernel's accumulators, and two
+masked-vector primitives that move at most one vector and touch nothing past their lanes, for rows shorter
+than a vector: ``copy_lanes`` (a row of a gather, zeros where it runs into padding) and ``store_lanes`` (a
+block's epilogue: bias, ReLU). These are the only hand-written IR in the kernels.
+"""
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ..config import cpu_kernel
+from .blocks import V
+
+
+@intrinsic
+def stack_alloc(typingctx, count, dtype):
+    """A pointer to ``count`` (an integer literal) uninitialised elements of ``dtype`` on the stack frame of
+    the function it is compiled into (the alloca is placed in its entry block, so loops do not grow it)."""
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    n = count.literal_value
+    ety = dtype.dtype
+
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once(builder, context.get_value_type(ety), size=n)
+
+    return types.CPointer(ety)(count, dtype), codegen
+
+
+def _splat(builder, value, vty):
+    """value in every lane of a vector of type vty."""
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V))
+
+
+def _lane_mask(context, builder, value, ty, op):
+    """The V-lane mask (j op value) for lanes j = 0 .. V-1, value an integer of Numba type ty."""
+    ivt = ir.VectorType(ir.IntType(64), V)
+    splat = _splat(builder, context.cast(builder, value, ty, types.int64), ivt)
+    return builder.icmp_signed(op, ir.Constant(ivt, list(range(V))), splat)
+
+
+def _vector_at(context, builder, aty, arr, index):
+    """A pointer to V elements of array arr (Numba type aty) from element index on."""
+    vty = ir.VectorType(context.get_value_type(aty.dtype), V)
+    return builder.bitcast(cgutils.gep(builder, context.make_array(aty)(context, builder, arr).data, index), vty.as_pointer())
+
+
+def _masked_load_store(builder, dtype):
+    """LLVM's masked vector load and store for V lanes of dtype, with the element alignment."""
+    vty = ir.VectorType(ir.FloatType() if dtype == types.float32 else ir.DoubleType(), V)
+    pty, mty, i32 = vty.as_pointer(), ir.VectorType(ir.IntType(1), V), ir.IntType(32)
+    name = f"v{V}{'f32' if dtype == types.float32 else 'f64'}.p0"
+    load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [pty, i32, mty, vty]), "llvm.masked.load." + name)
+    store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [vty, pty, i32, mty]), "llvm.masked.store." + name)
+    align = ir.Constant(i32, dtype.bitwidth // 8)
+    return (lambda p, mask: builder.call(load, [p, align, mask, ir.Constant(vty, None)]),
+            lambda v, p, mask: builder.call(store, [v, p, align, mask]))
+
+
+def _float_arrays(*arrays):
+    return all(isinstance(a, types.Array) and a.dtype in (types.float32, types.float64) for a in arrays) and \
+        len({a.dtype for a in arrays}) == 1
+
+
+@intrinsic
+def _masked_copy(typingctx, src, so, dst, do, lo, hi, n):
+    """dst[do + j] = (src[so + j] if lo <= j < hi else 0) for j < n, for V lanes j: one masked vector load,
+    which touches no element outside [so + lo, so + hi), and one masked store, which writes none past do + n.
+    No bounds checks (``copy_lanes`` adds them under NUMBA_BOUNDSCHECK)."""
+    if not _float_arrays(src, dst):
+        return None
+
+    def codegen(context, builder, sig, args):
+        s, s0, d, d0, lo_, hi_, n_ = args
+        take = builder.and_(_lane_mask(context, builder, lo_, sig.args[4], ">="),
+                            _lane_mask(context, builder, hi_, sig.args[5], "<"))
+        load, store = _masked_load_store(builder, sig.args[0].dtype)
+        v = load(_vector_at(context, builder, sig.args[0], s, s0), take)
+        store(v, _vector_at(context, builder, sig.args[2], d, d0), _lane_mask(context, builder, n_, sig.args[6], "<"))
+        return context.get_dummy_value()
+
+    return types.void(src, so, dst, do, lo, hi, n), codegen
+
+
+@intrinsic
+def _masked_epilogue(typingctx, acc, a, dst, d, n, b, relu):
+    """dst[d + j] = acc[a + j] + b, clamped at zero if relu (NaN stays NaN), for j < n <= V: one masked load
+    and one masked store, neither touching an element at or past n."""
+    if not _float_arrays(acc, dst):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ac, a0, ds, d0, n_, b_, relu_ = args
+        mask = _lane_mask(context, builder, n_, sig.args[4], "<")
+        load, store = _masked_load_store(builder, sig.args[0].dtype)
+        v = load(_vector_at(context, builder, sig.args[0], ac, a0), mask)
+        vty = v.type
+        v = builder.fadd(v, _splat(builder, context.cast(builder, b_, sig.args[5], sig.args[0].dtype), vty))
+        clamp = builder.select(context.cast(builder, relu_, sig.args[6], types.boolean),  # lanes to zero
+                               builder.fcmp_ordered("<", v, ir.Constant(vty, None)), ir.Constant(mask.type, None))
+        store(builder.select(clamp, ir.Constant(vty, None), v), _vector_at(context, builder, sig.args[2], ds, d0), mask)
+        return context.get_dummy_value()
+
+    return types.void(acc, a, dst, d, n, b, relu), codegen
+
+
+_BOUNDSCHECK = bool(numba.config.BOUNDSCHECK)
+
+
+@cpu_kernel(parallel=False, inline=True)
+def copy_lanes(src, so, dst, do, lo, hi, n):
+    """dst[do + j] = (src[so + j] if lo <= j < hi else 0) for 0 <= j < n <= V (so and do unsigned): one vector
+    row of a gather, with zeros where the row runs outside its source (padding) and nothing written past its
+    end, so rows may sit side by side in any order. Under NUMBA_BOUNDSCHECK both ranges are checked."""
+    if _BOUNDSCHECK:
+        j0, j1 = max(lo, 0), min(hi, V)  # the lanes read
+        if n > V or do + np.uint64(n) > dst.size:
+            raise IndexError("copy_lanes: a store past the end of dst")
+        if j0 < j1 and (so + np.uint64(j0) >= src.size or so + np.uint64(j1) > src.size):
+            raise IndexError("copy_lanes: a load outside src")
+    _masked_copy(src, so, dst, do, lo, hi, n)
+
+
+@cpu_kernel(parallel=False, inline=True)
+def store_lanes(acc, a, dst, d, n, b, relu):
+    """dst[d + j] = acc[a + j] + b for 0 <= j < n <= V (a and d unsigned), clamped at zero if relu: a block's
+    epilogue, one vector per call, with nothing read or written past n. Checked under NUMBA_BOUNDSCHECK."""
+    if _BOUNDSCHECK:
+        if n > V or a + np.uint64(n) > acc.size or d + np.uint64(n) > dst.size:
+            raise IndexError("store_lanes: lanes outside the arrays")
+    _masked_epilogue(acc, a, dst, d, n, b, relu)

@@ -1,0 +1,168 @@
+"""The CPU target's op-level entry points: which kernel runs for which shape, next to the block sizes it reads.
+
+``fastconv.functional`` validates the arguments, allocates the outputs and calls one entry point here; the
+entry point allocates its own workspaces and picks the kernel. The CUDA target's plan module has the same
+names and arguments (a test checks both sets).
+"""
+import numpy as np
+from numba import get_num_threads
+
+from .blocks import MT, NR
+from .dense import linear_backward_input, linear_backward_weight, linear_forward
+from .elementwise import (
+    adam_update,
+    relu_backward,
+    relu_forward,
+    sgd_update,
+    sigmoid_backward,
+    sigmoid_forward,
+    sum_rows,
+    tanh_backward,
+    tanh_forward,
+)
+from .forward import conv2d_forward_broadcast, conv2d_forward_phased, conv2d_forward_unfolded
+from .input_grad import conv2d_backward_input_phased
+from .layout import pad_into, pad_phases
+from .loss import softmax_cross_entropy
+from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from .weight_grad import conv2d_backward_bias, conv2d_backward_weight_dot
+from .weight_grad import conv2d_backward_weight as _weight_grad_broadcast
+
+name = "cpu"
+
+__all__ = [
+    "adam_update", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward", "contiguous",
+    "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
+    "linear_backward_input", "linear_backward_weight", "linear_forward", "max_pool2d_backward",
+    "max_pool2d_forward", "mean", "minmax", "mul", "relu_backward", "relu_forward", "sgd_update",
+    "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy", "sum_rows", "tanh_backward", "tanh_forward",
+    "zeros",
+]
+
+
+# --- arrays --------------------------------------------------------------------------------------------------
+
+empty = np.empty
+zeros = np.zeros
+contiguous = np.ascontiguousarray
+asarray = np.ascontiguousarray
+
+
+def flat(a):
+    return a.reshape(-1)
+
+
+def mean(a):
+    return float(np.mean(a))
+
+
+def minmax(a):
+    return int(a.min()), int(a.max())
+
+
+def mul(a, b):
+    return a * b
+
+
+def add_into(dst, src):
+    dst += src
+    return dst
+
+
+def pad(x, ph, pw):
+    """Zero-pad the two spatial axes of a contiguous NCHW array (no copy when there is no padding)."""
+    if ph == 0 and pw == 0:
+        return x
+    N, C, H, W = x.shape
+    return pad_into(x, np.empty((N, C, H + 2 * ph, W + 2 * pw), x.dtype), ph, pw)
+
+
+# --- kernel choice -------------------------------------------------------------------------------------------
+
+def use_phased_forward(C, K, sh, sw):
+    """Whether a strided forward splits its input into stride phases (``conv2d_forward_phased``) rather than
+    broadcasting positions against vectors of output channels (``conv2d_forward_broadcast``): for fewer output
+    channels than half a micro-kernel block, and wherever the C*sh*sw phase planes are at most half as many as
+    the output channels (stem layers: there the phase split costs less than the other kernel's transposed
+    stores). Measured: 3 -> 64 channels, 7x7 stride 2 on 112x112, 1.15 vs 1.50 ms; 32 -> 32, 3x3 stride 2,
+    0.30 vs 0.26 ms."""
+    return 2 * K < NR or 2 * C * sh * sw <= K
+
+
+def use_unfolded_forward(x_shape, w_shape, ph, pw, Q, itemsize, threads):
+    """Whether a stride-1 forward copies its input into kernel-column shifts (``conv2d_forward_unfolded``)
+    instead of reading the padded input in place (the one-phase ``conv2d_forward_phased``), which computes its
+    outputs on the padded width and so S - 1 junk columns per row of W + 2*pw: when those are at least an
+    eighth of the row, with more output channels than the thin block holds, a copy of at most 256 KB per
+    image, and at least an image per thread (the images are the unit of work). Measured (64 images, 2
+    threads), in place vs unfolded: LeNet C2 (6 -> 16, 14x14, 5x5) 0.127 vs 0.100 ms; 64 -> 64 on 7x7, 3x3
+    pad 1, 0.75 vs 0.65 ms; 32 -> 32 on 14x14, 0.65 vs 0.60 ms; but 32 -> 64 on 28x28 (a junk fifteenth)
+    2.33 vs 2.47 ms."""
+    N, C, H, W = x_shape
+    K, _, R, S = w_shape
+    Wp = W + 2 * pw
+    return (K > MT and 8 * (Wp - Q) >= Wp and C * S * (H + 2 * ph) * Q * itemsize <= 256 * 1024
+            and N >= threads)
+
+
+def use_dot_weight_grad(xp, K):
+    """Whether a stride-1 dW takes the dot-product kernel: only for fewer output channels than half a
+    micro-kernel block (where the broadcast kernel's vectors over K would be mostly empty), and only for
+    finite inputs, because that kernel multiplies zero padding columns by real inputs (0 * Inf is NaN)."""
+    if 2 * K >= NR:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(xp)))
+
+
+def forward_path(x_shape, w_shape, stride, padding, out_w, itemsize):
+    """Which kernel ``conv2d_forward`` runs for these shapes on this CPU, with this many threads: "unfolded",
+    "phased" (which includes stride 1, a single phase) or "broadcast"."""
+    (sh, sw), (ph, pw) = stride, padding
+    if (sh, sw) != (1, 1):
+        return "phased" if use_phased_forward(x_shape[1], w_shape[0], sh, sw) else "broadcast"
+    if use_unfolded_forward(x_shape, w_shape, ph, pw, out_w, itemsize, get_num_threads()):
+        return "unfolded"
+    return "phased"
+
+
+# --- entry points --------------------------------------------------------------------------------------------
+
+def conv2d_forward(x, w, b, y, stride, padding, dilation, relu):
+    """y (N, K, P, Q), uninitialised, = conv2d(x, w, b) (clamped at zero with ``relu``)."""
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    N, C = x.shape[:2]
+    K, _, R, S = w.shape
+    P, Q = y.shape[2], y.shape[3]
+    x, w = contiguous(x), contiguous(w)
+    path = forward_path(x.shape, w.shape, stride, padding, Q, x.itemsize)
+    if path == "unfolded":  # short rows: the input is copied into kernel-column shifts, no junk columns
+        return conv2d_forward_unfolded(x, w, b, y, ph, pw, dil_h, dil_w, relu)
+    if path == "broadcast":
+        return conv2d_forward_broadcast(pad(x, ph, pw), w.reshape(K, -1), b, y, R, S, sh, sw, dil_h, dil_w, relu)
+    if (sh, sw) == (1, 1):  # one phase: the padded input itself
+        return conv2d_forward_phased(pad(x, ph, pw), w, b, y, 1, 1, dil_h, dil_w, relu)
+    # padded straight into its stride phases, which hold P + (R-1)*dil_h // sh rows and likewise columns
+    xs = np.empty((N, C * sh * sw, P + (R - 1) * dil_h // sh, Q + (S - 1) * dil_w // sw), x.dtype)
+    pad_phases(x, xs, ph, pw, sh, sw)
+    return conv2d_forward_phased(xs, w, b, y, sh, sw, dil_h, dil_w, relu)
+
+
+def conv2d_backward_input(dy, w, dx, stride, padding, dilation):
+    """dx (N, C, H, W), uninitialised, = the input gradient: one stride-1 product per stride phase of dx,
+    reading the delta in place instead of spreading it into a mostly-zero buffer."""
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    return conv2d_backward_input_phased(contiguous(dy), contiguous(w), dx, sh, sw, dil_h, dil_w, ph, pw)
+
+
+def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation):
+    """dw (K, C, R, S), zeroed, += the weight gradient; db, zeroed, += the bias gradient when it has K entries
+    (summed while the kernel reads the delta anyway), nothing when it has none."""
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    K, C, R, S = dw.shape
+    xp = pad(contiguous(x), ph, pw)
+    dy = contiguous(dy)
+    if (sh, sw) == (1, 1) and use_dot_weight_grad(xp, K):
+        return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
+    _weight_grad_broadcast(xp, dy, dw.reshape(K, C * R * S), R, S, sh, sw, dil_h, dil_w, db)
+    return dw

@@ -1,0 +1,99 @@
+"""The CUDA target's op-level entry points, twins of ``kernels/cpu/plan.py``: the same names and arguments,
+taking and returning device arrays. Importing this needs numba-cuda (``pip install "fastconv[cuda]"``)."""
+import numpy as np
+from numba import cuda
+
+from .dense import linear_backward_input, linear_backward_weight, linear_forward
+from .elementwise import (
+    adam_update,
+    relu_backward,
+    relu_forward,
+    sgd_update,
+    sigmoid_backward,
+    sigmoid_forward,
+    sum_rows,
+    tanh_backward,
+    tanh_forward,
+)
+from .forward import conv2d_forward_broadcast, conv2d_forward_direct
+from .input_grad import DIRECT_MAX_CHANNELS, conv2d_backward_input_spread
+from .layout import pad, weight_matrix
+from .loss import softmax_cross_entropy
+from .memory import add_into as _add_into
+from .memory import contiguous, zeros
+from .memory import mul as _mul
+from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from .weight_grad import conv2d_backward_bias
+from .weight_grad import conv2d_backward_weight as _weight_grad
+
+name = "cuda"
+
+__all__ = [
+    "adam_update", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward", "contiguous",
+    "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
+    "linear_backward_input", "linear_backward_weight", "linear_forward", "max_pool2d_backward",
+    "max_pool2d_forward", "mean", "minmax", "mul", "relu_backward", "relu_forward", "sgd_update",
+    "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy", "sum_rows", "tanh_backward", "tanh_forward",
+    "zeros",
+]
+
+
+# --- arrays --------------------------------------------------------------------------------------------------
+
+def empty(shape, dtype):
+    return cuda.device_array(shape, dtype)
+
+
+def asarray(a):
+    """A host array (or a device array, returned as it is) as a contiguous device array."""
+    if hasattr(a, "__cuda_array_interface__"):
+        return contiguous(a)
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def flat(a):
+    return a.reshape(a.size)
+
+
+def mean(a):
+    return float(np.mean(contiguous(a).copy_to_host()))
+
+
+def minmax(a):
+    h = contiguous(a).copy_to_host()
+    return int(h.min()), int(h.max())
+
+
+def mul(a, b):
+    return _mul(contiguous(a), contiguous(b))
+
+
+def add_into(dst, src):
+    return _add_into(dst, contiguous(src))
+
+
+# --- entry points --------------------------------------------------------------------------------------------
+
+def conv2d_forward(x, w, b, y, stride, padding, dilation, relu):
+    """y = conv2d(x, w, b): each thread reads its own taps, strided or not; stride 1 onto few channels reads
+    the (K, C, R, S) weights directly instead of preparing a weight matrix."""
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    K, _, R, S = w.shape
+    xp = pad(contiguous(x), ph, pw)
+    w = contiguous(w)
+    if (sh, sw) == (1, 1) and K < DIRECT_MAX_CHANNELS:
+        return conv2d_forward_direct(xp, w, b, y, dil_h, dil_w, relu)
+    return conv2d_forward_broadcast(xp, weight_matrix(w), b, y, R, S, sh, sw, dil_h, dil_w, relu)
+
+
+def conv2d_backward_input(dy, w, dx, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    return conv2d_backward_input_spread(contiguous(dy), contiguous(w), dx, sh, sw, dil_h, dil_w, ph, pw)
+
+
+def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation):
+    """dw (K, C, R, S), zeroed, += the weight gradient; db += the bias gradient when it has K entries."""
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    K, C, R, S = dw.shape
+    _weight_grad(pad(contiguous(x), ph, pw), contiguous(dy), dw.reshape(K, C * R * S), R, S, sh, sw, dil_h, dil_w, db)
+    return dw
