@@ -1,10 +1,21 @@
 """One-line checks: run an op and its reference, compare forward and gradients."""
+from collections import namedtuple
+
 import numpy as np
+import pytest
 
 import fastconv as fc
 from reference import numeric_grad
 
 import reference as ref
+
+
+ConvShape = namedtuple("ConvShape", "N C K H W R S")
+
+
+def case(name, shape, *args):
+    """A named test case: a conv shape (N, C, K, H, W, R, S) and what goes with it."""
+    return pytest.param(ConvShape(*shape), *args, id=name)
 
 
 def tol(dtype):

@@ -1,6 +1,6 @@
-"""Slow references written straight from the equations in DESIGN.md: plain numpy loops, no cleverness.
+"""Slow references written straight from the equations (the README's maths table): plain numpy loops, no cleverness.
 
-Indices follow the design: x[n, c, p*sh + r*dh - ph, q*sw + s*dw - pw] with zeros (conv, avg pool) or -inf
+Indices: x[n, c, p*sh + r*dh - ph, q*sw + s*dw - pw] with zeros (conv, avg pool) or -inf
 (max pool) outside the input.
 """
 import numpy as np

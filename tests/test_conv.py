@@ -6,9 +6,11 @@ from hypothesis import strategies as st
 
 import fastconv as fc
 from fastconv.functional.conv import conv2d_backward_weight_bias
-from helpers import check_conv, check_conv_fd
+from helpers import case, check_conv, check_conv_fd
 import reference as ref
 from reference import out_size
+
+from fastconv.kernels.cpu.blocks import MT
 
 small = st.integers(1, 3)
 pairs = lambda lo, hi: st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))  # noqa: E731
@@ -32,11 +34,11 @@ def test_conv_matches_reference(N, C, K, H, W, R, S, stride, padding, dilation, 
 @pytest.mark.parametrize(
     "shape, kw",
     [
-        ((2, 2, 3, 6, 7, 3, 2), dict()),
-        ((2, 2, 3, 7, 7, 3, 3), dict(stride=2, padding=1)),
-        ((1, 3, 2, 8, 9, 2, 3), dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1))),
-        ((2, 1, 2, 9, 8, 3, 3), dict(dilation=2, padding=2)),
-        ((1, 2, 2, 6, 6, 3, 3), dict(stride=3, padding=2)),  # padding rows that no output reaches
+        case("plain-rectangular-kernel", (2, 2, 3, 6, 7, 3, 2), dict()),
+        case("stride-2-pad-1", (2, 2, 3, 7, 7, 3, 3), dict(stride=2, padding=1)),
+        case("per-axis-stride-pad-dilation", (1, 3, 2, 8, 9, 2, 3), dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1))),
+        case("dilation-2-pad-2", (2, 1, 2, 9, 8, 3, 3), dict(dilation=2, padding=2)),
+        case("pad-rows-no-output-reaches", (1, 2, 2, 6, 6, 3, 3), dict(stride=3, padding=2)),  # padding rows that no output reaches
     ],
 )
 def test_conv_gradients_match_finite_differences(rng, shape, kw):
@@ -53,19 +55,19 @@ def test_lenet_shapes(rng, dtype):
 @pytest.mark.parametrize(
     "shape, kw",
     [
-        ((3, 5, 37, 11, 12, 3, 3), dict(padding=1)),  # several blocks of output channels, with ragged edges
-        ((2, 4, 70, 9, 10, 3, 2), dict(stride=2, padding=1)),  # the phased forward; three blocks in dW
-        ((2, 5, 17, 9, 10, 3, 3), dict(stride=2, padding=1)),  # the strided forward that broadcasts positions
-        ((2, 3, 33, 3, 270, 1, 3), dict()),  # rows longer than a dW panel (one row per chunk)
-        ((2, 2, 17, 8, 9, 3, 3), dict(padding=(4, 1), dilation=(1, 2))),  # outputs that are all padding
-        ((40, 2, 20, 6, 5, 2, 2), dict(stride=(1, 2))),  # more positions than a packed panel spans images
-        ((3, 3, 12, 7, 9, 3, 3), dict()),  # 9-16 channels (half a block of NR)
-        ((3, 3, 13, 9, 8, 3, 2), dict(stride=2, padding=(1, 0))),
-        ((2, 3, 9, 7, 8, 3, 3), dict()),  # a forward run's tail of at most NR/2 positions (the half block)
-        ((3, 4, 7, 13, 14, 3, 3), dict(padding=1)),  # dX onto 4 channels: the thin block, several runs of NT
-        ((2, 5, 6, 13, 14, 3, 3), dict(padding=1)),  # dX onto 5 channels: one more than the thin block holds
-        ((2, 1, 5, 20, 21, 5, 5), dict(stride=2, padding=2)),  # dX onto 1 channel, phase by phase
-        ((2, 2, 3, 11, 12, 2, 3), dict(stride=3, padding=(0, 1))),  # dX phases that no tap reaches stay zero
+        case("ragged-channel-blocks", (3, 5, 37, 11, 12, 3, 3), dict(padding=1)),  # several blocks of output channels, with ragged edges
+        case("phased-forward-three-dw-blocks", (2, 4, 70, 9, 10, 3, 2), dict(stride=2, padding=1)),  # the phased forward; three blocks in dW
+        case("broadcast-forward", (2, 5, 17, 9, 10, 3, 3), dict(stride=2, padding=1)),  # the strided forward that broadcasts positions
+        case("rows-longer-than-dw-panel", (2, 3, 33, 3, 270, 1, 3), dict()),  # rows longer than a dW panel (one row per chunk)
+        case("outputs-all-padding", (2, 2, 17, 8, 9, 3, 3), dict(padding=(4, 1), dilation=(1, 2))),  # outputs that are all padding
+        case("positions-across-images", (40, 2, 20, 6, 5, 2, 2), dict(stride=(1, 2))),  # more positions than a packed panel spans images
+        case("half-block-of-channels", (3, 3, 12, 7, 9, 3, 3), dict()),  # 9-16 channels (half a block of NR)
+        case("stride-2-pad-1-0", (3, 3, 13, 9, 8, 3, 2), dict(stride=2, padding=(1, 0))),
+        case("short-run-tail", (2, 3, 9, 7, 8, 3, 3), dict()),  # a forward run's tail of at most NR/2 positions (the half block)
+        case("dx-thin-block", (3, MT, 7, 13, 14, 3, 3), dict(padding=1)),  # dX onto MT channels: the thin block, several runs of NT
+        case("dx-past-thin-block", (2, MT + 1, 6, 13, 14, 3, 3), dict(padding=1)),  # one channel more than the thin block holds
+        case("dx-1-channel-phases", (2, 1, 5, 20, 21, 5, 5), dict(stride=2, padding=2)),  # dX onto 1 channel, phase by phase
+        case("dx-phases-without-taps", (2, 2, 3, 11, 12, 2, 3), dict(stride=3, padding=(0, 1))),  # dX phases that no tap reaches stay zero
     ],
 )
 def test_micro_kernel_blocking(rng, shape, kw, dtype):
@@ -79,12 +81,12 @@ def test_micro_kernel_blocking(rng, shape, kw, dtype):
 @pytest.mark.parametrize(
     "shape, pad, dil",
     [
-        ((5, 6, 16, 14, 14, 5, 5), (0, 0), (1, 1)),  # LeNet C2, 5 images: the last group of 2 or 4 is short
-        ((3, 2, 9, 7, 8, 3, 3), (1, 1), (1, 1)),  # 9 channels: a second, ragged block of MR
-        ((4, 3, 20, 9, 6, 3, 2), (2, 1), (1, 2)),  # padding and dilation, different per axis
-        ((2, 3, 12, 5, 20, 3, 3), (1, 1), (1, 1)),  # rows of more than one vector (Q > 16)
-        ((3, 2, 10, 4, 4, 3, 3), (3, 3), (1, 1)),  # padding wider than the kernel: outputs that see only zeros
-        ((2, 2, 40, 3, 35, 2, 3), (0, 0), (1, 2)),
+        case("lenet-c2-short-last-group", (5, 6, 16, 14, 14, 5, 5), (0, 0), (1, 1)),  # LeNet C2, 5 images: the last group of 2 or 4 is short
+        case("ragged-second-block", (3, 2, 9, 7, 8, 3, 3), (1, 1), (1, 1)),  # 9 channels: a second, ragged block of MR
+        case("per-axis-pad-dilation", (4, 3, 20, 9, 6, 3, 2), (2, 1), (1, 2)),  # padding and dilation, different per axis
+        case("rows-over-one-vector", (2, 3, 12, 5, 20, 3, 3), (1, 1), (1, 1)),  # rows of more than one vector (Q > 16)
+        case("pad-wider-than-kernel", (3, 2, 10, 4, 4, 3, 3), (3, 3), (1, 1)),  # padding wider than the kernel: outputs that see only zeros
+        case("wide-rows-dilated", (2, 2, 40, 3, 35, 2, 3), (0, 0), (1, 2)),
     ],
 )
 def test_unfolded_forward(rng, shape, pad, dil, dtype):
@@ -166,6 +168,22 @@ def test_unfolded_forward_is_chosen_for_short_rows():
     assert plan.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4, 1)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, want", [
+    pytest.param((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2), "unfolded", id="lenet-c1"),
+    pytest.param((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), "unfolded", id="lenet-c2"),
+    pytest.param((32, 64, 28, 28), (64, 64, 3, 3), (1, 1), (1, 1), "phased", id="mid-wide-rows"),
+    pytest.param((8, 3, 112, 112), (64, 3, 7, 7), (2, 2), (3, 3), "phased", id="stem-stride-phases"),
+    pytest.param((8, 32, 28, 28), (32, 32, 3, 3), (2, 2), (1, 1), "broadcast", id="strided-many-channels"),
+])
+def test_forward_kernel_path_on_this_cpu(x_shape, w_shape, stride, padding, want):
+    """The plan's choice of forward kernel for shapes whose path is the same for both block shapes (AVX2's
+    6 x 16 and AVX-512's 8 x 32): each batch holds an image per thread."""
+    from fastconv.kernels.cpu import plan
+
+    Q = (x_shape[3] + 2 * padding[1] - w_shape[3]) // stride[1] + 1
+    assert plan.forward_path(x_shape, w_shape, stride, padding, Q, 4) == want
+
+
 def test_non_contiguous_inputs(rng):
     x = rng.standard_normal((2, 8, 3, 9)).transpose(0, 2, 3, 1)  # (2, 3, 9, 8), not C-contiguous
     w = rng.standard_normal((3, 4, 3, 3))[:, ::-1].transpose(1, 0, 2, 3)  # (4, 3, 3, 3), strided
@@ -191,9 +209,9 @@ def test_conv2d_of_a_known_case():
     np.testing.assert_array_equal(dx[0, 0], [[1, 3, 2], [4, 10, 6], [3, 7, 4]])
 
 
-@pytest.mark.parametrize("shape, kw", [((3, 2, 6, 9, 8, 3, 3), dict(padding=1)),  # the unpacked dW (few channels)
-                                       ((3, 2, 37, 9, 8, 3, 3), dict(padding=1)),  # the packed dW, two blocks
-                                       ((2, 3, 20, 9, 9, 3, 3), dict(stride=2))])
+@pytest.mark.parametrize("shape, kw", [case("dot-dw-few-channels", (3, 2, 6, 9, 8, 3, 3), dict(padding=1)),
+                                       case("broadcast-dw-two-blocks", (3, 2, 37, 9, 8, 3, 3), dict(padding=1)),  # the packed dW, two blocks
+                                       case("strided-dw", (2, 3, 20, 9, 9, 3, 3), dict(stride=2))])
 def test_weight_gradient_with_the_bias_gradient(rng, shape, kw):
     """nn.Conv2D asks conv2d_backward_weight for db too (summed while the kernel reads the delta): both must
     match the references, and db must match conv2d_backward_bias."""
@@ -209,9 +227,9 @@ def test_weight_gradient_with_the_bias_gradient(rng, shape, kw):
 @pytest.mark.parametrize(
     "shape, kw",
     [
-        ((2, 3, 4, 9, 10, 3, 3), dict(stride=2, padding=1)),  # every phase has taps: every input is written
-        ((2, 2, 3, 11, 12, 2, 3), dict(stride=3, padding=(0, 1))),  # phases no tap reaches: zeroed
-        ((2, 2, 3, 7, 8, 1, 1), dict(stride=2)),
+        case("every-phase-has-taps", (2, 3, 4, 9, 10, 3, 3), dict(stride=2, padding=1)),  # every phase has taps: every input is written
+        case("phases-without-taps-zeroed", (2, 2, 3, 11, 12, 2, 3), dict(stride=3, padding=(0, 1))),  # phases no tap reaches: zeroed
+        case("1x1-stride-2", (2, 2, 3, 7, 8, 1, 1), dict(stride=2)),
     ],
 )
 def test_cpu_input_gradient_writes_every_input(rng, shape, kw):

@@ -34,18 +34,40 @@ def test_repeated_calls_are_bit_identical(dtype):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
-def test_one_and_two_threads_agree():
+def _with_threads(n, fn):
     before = fc.get_num_threads()
     try:
-        fc.set_num_threads(2)
-        two = _all_ops(np.random.default_rng(3), np.float32)
-        fc.set_num_threads(1)
-        one = _all_ops(np.random.default_rng(3), np.float32)
+        fc.set_num_threads(n)
+        return fn()
     finally:
         fc.set_num_threads(before)
-    for a, b in zip(one, two):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+def test_one_and_two_threads_agree():
+    """Every gradient and pooling pass splits its work by the shapes alone, so it is bit-identical for any
+    thread count. The forward may not be: whether it takes the unfolded kernel, which sums the taps in another
+    order, depends on there being an image per thread, so it is compared to rounding."""
+    one = _with_threads(1, lambda: _all_ops(np.random.default_rng(3), np.float32))
+    two = _with_threads(2, lambda: _all_ops(np.random.default_rng(3), np.float32))
+    np.testing.assert_allclose(one[0], two[0], rtol=1e-6, atol=1e-6)
+    for a, b in zip(one[1:], two[1:]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+@pytest.mark.parametrize("K, stride", [(4, 1), (40, 1), (40, 2)], ids=["dot-kernel", "broadcast-kernel", "strided"])
+def test_weight_gradient_is_bit_identical_for_any_thread_count(K, stride):
+    """dW (and db beside it) sums its partial blocks in a fixed order that depends only on the shapes."""
+    from fastconv.functional.conv import conv2d_backward_weight_bias
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((9, 5, 13, 12)).astype(np.float32)
+    dy = rng.standard_normal(fc.conv2d(x, np.zeros((K, 5, 3, 3), np.float32), stride=stride).shape).astype(np.float32)
+    run = lambda: conv2d_backward_weight_bias(dy, x, (K, 5, 3, 3), stride=stride)  # noqa: E731
+    one, two = _with_threads(1, run), _with_threads(2, run)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
 
 
 def test_set_num_threads_checks_its_argument():
