@@ -37,11 +37,12 @@ def _train(args):
 
 
 def _evaluate(args):
-    from . import checkpoint, data
+    from . import checkpoint, data, firstrun
     from .train import evaluate
 
     model = checkpoint.load(args.checkpoint).model
     split = data.load(args.data)
+    firstrun.notice()
     loss, acc, preds = evaluate(model, split.x_test, split.y_test)
     cm = np.zeros((10, 10), np.int64)
     np.add.at(cm, (split.y_test, preds), 1)
@@ -83,8 +84,10 @@ def _info(args):
 
 
 def _bench(args):
+    from . import firstrun
     from .benchmarks.harness import main
 
+    firstrun.notice()
     main(quick=args.quick, threads=args.threads, out=args.out, with_torch=not args.no_torch, startup=not args.no_startup,
          only=args.cases)
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, data, nn, optim
+from . import checkpoint, data, firstrun, nn, optim
 from ._checks import is_device_array, to_host
 from .models import MODELS
 
@@ -173,6 +173,8 @@ def train(cfg, split=None, log=print):
         model.to("cuda")
         opt = _rebind(opt, model)
     model.set_input_grad(False)  # the images need no gradient: skip the first layer's dX
+    if cfg.device == "cpu":
+        firstrun.notice(log)
     crit = nn.CrossEntropyLoss()
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
 
@@ -252,6 +254,10 @@ def _rebind(opt, model):
 
 def _bar(cfg, epoch, total, start):
     if not cfg.progress:
+        return None
+    import sys
+
+    if not sys.stderr.isatty():  # a file or pipe gets the epoch lines only, not a carriage-return update per batch
         return None
     from tqdm import tqdm
 

@@ -114,6 +114,9 @@ def test_cli_train_evaluate_predict_info(tmp_path, small, capsys):
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{tmp_path / 'digit.npy'}: ") and "probability" in line
     assert main(["predict", str(out / "best.npz"), str(tmp_path / "missing.png")]) == 1
+    # one unreadable image among good ones: the good ones are classified, the exit status says one failed
+    assert main(["predict", str(out / "best.npz"), str(tmp_path / "digit.npy"), str(tmp_path / "missing.png")]) == 1
+    assert capsys.readouterr().out.count("probability") == 1
     assert main(["info"]) == 0
     text = capsys.readouterr().out
     assert "threading layer" in text and "numba" in text and "cuda" in text
@@ -154,3 +157,29 @@ def test_cli_bench_writes_its_table(tmp_path, capsys):
     assert "im2col" in report["engines"] and all("im2col" in r["ratio"] for r in report["kernels"])
     md = (tmp_path / "bench.md").read_text()
     assert "| lenet_c2 | forward |" in md and "SGEMM" in md
+
+
+def test_first_run_notice_only_when_the_kernels_are_not_cached(tmp_path):
+    """With an empty kernel cache a fresh process reports that it will compile; with this process's cache
+    (whose kernels have run) it does not."""
+    from fastconv import firstrun
+
+    code = "from fastconv import firstrun; print(firstrun.kernels_cached())"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty-cache"))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+    data.to_input(np.zeros((1, 28, 28), np.uint8))
+    from fastconv.models import lenet5
+
+    lenet5()(np.zeros((2, 1, 28, 28), np.float32))  # compiles (or loads) the float32 kernels here
+    if os.environ.get("FASTCONV_NO_CACHE", "") == "":
+        assert firstrun.kernels_cached() is True
+        lines = []
+        assert firstrun.notice(lines.append) is False and lines == []
+
+
+def test_progress_bar_stays_off_a_file_or_pipe(tmp_path, small, monkeypatch):
+    """stderr redirected to a file (as under pytest): no tqdm bar, whose carriage-return updates would flood
+    it, only the epoch lines."""
+    monkeypatch.setattr(sys, "stderr", open(tmp_path / "err.txt", "w"))
+    assert T._bar(T.TrainConfig(progress=True), 0, 10, 0) is None
