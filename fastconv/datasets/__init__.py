@@ -1,0 +1,1 @@
+"""Data shipped with fastconv: ``digits.npz``, 5,000 MNIST digits (see README.md beside it)."""
