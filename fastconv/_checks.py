@@ -112,3 +112,57 @@ def grad_shape(name, dy, expected):
     """The delta must have the forward output's shape."""
     if tuple(dy.shape) != tuple(expected):
         raise ValueError(f"{name} must have the forward output's shape {tuple(expected)}, got {tuple(dy.shape)}")
+
+
+def conv_padding(padding, kernel_hw, dilation, stride):
+    """Convolution padding as (top, bottom, left, right): an int, an (h, w) pair, a per-side pair of pairs
+    ((top, bottom), (left, right)), "valid" (none) or "same" (stride 1 only; output size = input size, the
+    odd pixel of an even kernel's padding at the end, as PyTorch does)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if tuple(stride) != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1 (as in PyTorch), got stride {tuple(stride)}")
+            th, tw = dilation[0] * (kernel_hw[0] - 1), dilation[1] * (kernel_hw[1] - 1)
+            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        raise ValueError(f"padding must be an int, a pair, ((top, bottom), (left, right)), 'same' or 'valid', got {padding!r}")
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
+        (t, b), (left, r) = pair("padding", padding[0], 0), pair("padding", padding[1], 0)
+        return (t, b, left, r)
+    ph, pw = pair("padding", padding, 0)
+    return (ph, ph, pw, pw)
+
+
+def conv_out_sides(x_shape, w_shape, stride, sides, dilation, what="input"):
+    """Output (P, Q) of a convolution padded by sides = (top, bottom, left, right); ValueError if the
+    (dilated) kernel does not fit the padded input."""
+    H, W = x_shape[2], x_shape[3]
+    R, S = w_shape[2], w_shape[3]
+    top, bottom, left, right = sides
+    P = (H + top + bottom - dilation[0] * (R - 1) - 1) // stride[0] + 1
+    Q = (W + left + right - dilation[1] * (S - 1) - 1) // stride[1] + 1
+    if P < 1 or Q < 1:
+        raise ValueError(
+            f"kernel {R}x{S} with dilation {dilation} does not fit the padded {what} "
+            f"{H + top + bottom}x{W + left + right} (shape {tuple(x_shape)}, padding {sides} as (top, bottom, "
+            f"left, right)): output size would be {P}x{Q}, needs at least 1x1"
+        )
+    return P, Q
+
+
+def groups_of(groups, C, K, weight_shape, x_name="x"):
+    """Check ``groups`` against C input and K output channels and the weight's second axis (C / groups)."""
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, numbers.Integral):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    groups = int(groups)
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    if C % groups or K % groups:
+        raise ValueError(f"groups={groups} must divide both the input channels ({C}, {x_name}) and the output "
+                         f"channels ({K}, weight.shape[0])")
+    if weight_shape[1] != C // groups:
+        raise ValueError(f"weight must have C / groups = {C // groups} input channels per group on its second axis "
+                         f"(weight (K, C/groups, R, S) with {x_name} of {C} channels, groups={groups}), got shape "
+                         f"{tuple(weight_shape)}")
+    return groups

@@ -28,12 +28,12 @@ def distinct(rng, shape, dtype=np.float64):
     return ((rng.permutation(n) - n / 2) / n).reshape(shape).astype(dtype)
 
 
-def check_conv(rng, N, C, K, H, W, R, S, stride, padding, dilation, dtype, bias=True):
+def check_conv(rng, N, C, K, H, W, R, S, stride, padding, dilation, dtype, bias=True, groups=1):
     """conv2d and its three gradients against the references, in ``dtype``."""
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((K, C, R, S)).astype(dtype)
+    w = rng.standard_normal((K, C // groups, R, S)).astype(dtype)
     b = rng.standard_normal(K).astype(dtype) if bias else None
-    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     y = fc.conv2d(x, w, b, **kw)
     assert y.dtype == dtype
     np.testing.assert_allclose(y, ref.conv2d(x, w, b, **kw), **tol(dtype))
@@ -50,7 +50,7 @@ def check_conv(rng, N, C, K, H, W, R, S, stride, padding, dilation, dtype, bias=
 def check_conv_fd(rng, N, C, K, H, W, R, S, **kw):
     """Every conv gradient against central finite differences of sum(conv2d(x, w, b) * dy), float64."""
     x = rng.standard_normal((N, C, H, W))
-    w = rng.standard_normal((K, C, R, S))
+    w = rng.standard_normal((K, C // kw.get("groups", 1), R, S))
     b = rng.standard_normal(K)
     dy = rng.standard_normal(fc.conv2d(x, w, b, **kw).shape)
     assert_close_fd(fc.conv2d_backward_input(dy, w, x.shape, **kw), numeric_grad(lambda t: fc.conv2d(t, w, b, **kw), x, dy))

@@ -14,60 +14,87 @@ def out_size(size, pad, dil, k, stride):
     return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+def sides(padding):
+    """(top, bottom, left, right) of an int, an (h, w) pair or ((top, bottom), (left, right))."""
+    if isinstance(padding, (tuple, list)) and all(isinstance(p, (tuple, list)) for p in padding):
+        return (*padding[0], *padding[1])
+    ph, pw = _pair(padding)
+    return (ph, ph, pw, pw)
+
+
+def conv_out(H, W, R, S, stride, padding, dilation):
+    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    t, b, l, r = sides(padding)
+    return (H + t + b - dh * (R - 1) - 1) // sh + 1, (W + l + r - dw * (S - 1) - 1) // sw + 1
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """y[n,k,p,q] = b[k] + sum_{c in k's group, r, s} w[k, c, r, s] x[n, c, p*sh + r*dh - top, q*sw + s*dw - left]."""
+    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    top, _, left, _ = sides(padding)
     N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    P, Q = out_size(H, ph, dh, R, sh), out_size(W, pw, dw, S, sw)
+    K, Cg, R, S = w.shape
+    Kg = K // groups
+    P, Q = conv_out(H, W, R, S, stride, padding, dilation)
     y = np.zeros((N, K, P, Q), x.dtype)
-    for p in range(P):
-        for q in range(Q):
-            for r in range(R):
-                for s in range(S):
-                    h, v = p * sh + r * dh - ph, q * sw + s * dw - pw
-                    if 0 <= h < H and 0 <= v < W:
-                        # sum over c of x[n, c, h, v] * w[k, c, r, s], for every n and k
-                        y[:, :, p, q] += x[:, :, h, v] @ w[:, :, r, s].T
+    for g in range(groups):
+        xg, wg = x[:, g * Cg : (g + 1) * Cg], w[g * Kg : (g + 1) * Kg]
+        for p in range(P):
+            for q in range(Q):
+                for r in range(R):
+                    for s in range(S):
+                        h, v = p * sh + r * dh - top, q * sw + s * dw - left
+                        if 0 <= h < H and 0 <= v < W:
+                            # sum over c of x[n, c, h, v] * w[k, c, r, s], for every n and k of the group
+                            y[:, g * Kg : (g + 1) * Kg, p, q] += xg[:, :, h, v] @ wg[:, :, r, s].T
     if b is not None:
         y += b[None, :, None, None]
     return y
 
 
-def conv2d_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1):
+def conv2d_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
     """dE/dx_{i,j} = sum_{r,s} delta_{i-r, j-s} w_{r,s}, generalised: the delta row feeding input row i through
-    kernel row r is p = (i + ph - r*dh) / sh, when that is a whole number inside the delta."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    kernel row r is p = (i + top - r*dh) / sh, when that is a whole number inside the delta."""
+    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    top, _, left, _ = sides(padding)
     N, C, H, W = x_shape
-    K, _, R, S = w.shape
+    K, Cg, R, S = w.shape
+    Kg = K // groups
     P, Q = dy.shape[2:]
     dx = np.zeros(x_shape, dy.dtype)
-    for i in range(H):
-        for j in range(W):
-            for r in range(R):
-                for s in range(S):
-                    tp, tq = i + ph - r * dh, j + pw - s * dw
-                    if tp % sh or tq % sw:
-                        continue
-                    p, q = tp // sh, tq // sw
-                    if 0 <= p < P and 0 <= q < Q:
-                        dx[:, :, i, j] += dy[:, :, p, q] @ w[:, :, r, s]
+    for g in range(groups):
+        dyg, wg = dy[:, g * Kg : (g + 1) * Kg], w[g * Kg : (g + 1) * Kg]
+        for i in range(H):
+            for j in range(W):
+                for r in range(R):
+                    for s in range(S):
+                        tp, tq = i + top - r * dh, j + left - s * dw
+                        if tp % sh or tq % sw:
+                            continue
+                        p, q = tp // sh, tq // sw
+                        if 0 <= p < P and 0 <= q < Q:
+                            dx[:, g * Cg : (g + 1) * Cg, i, j] += dyg[:, :, p, q] @ wg[:, :, r, s]
     return dx
 
 
-def conv2d_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1):
-    """dE/dw_{r,s} = sum_{p,q} delta_{p,q} x_{p*sh + r*dh - ph, q*sw + s*dw - pw}, summed over the batch."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+def conv2d_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """dE/dw_{r,s} = sum_{p,q} delta_{p,q} x_{p*sh + r*dh - top, q*sw + s*dw - left}, summed over the batch."""
+    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    top, _, left, _ = sides(padding)
     _, _, H, W = x.shape
-    K, C, R, S = w_shape
+    K, Cg, R, S = w_shape
+    Kg = K // groups
     P, Q = dy.shape[2:]
     dwt = np.zeros(w_shape, dy.dtype)
-    for r in range(R):
-        for s in range(S):
-            for p in range(P):
-                for q in range(Q):
-                    h, v = p * sh + r * dh - ph, q * sw + s * dw - pw
-                    if 0 <= h < H and 0 <= v < W:
-                        dwt[:, :, r, s] += dy[:, :, p, q].T @ x[:, :, h, v]
+    for g in range(groups):
+        dyg, xg = dy[:, g * Kg : (g + 1) * Kg], x[:, g * Cg : (g + 1) * Cg]
+        for r in range(R):
+            for s in range(S):
+                for p in range(P):
+                    for q in range(Q):
+                        h, v = p * sh + r * dh - top, q * sw + s * dw - left
+                        if 0 <= h < H and 0 <= v < W:
+                            dwt[g * Kg : (g + 1) * Kg, :, r, s] += dyg[:, :, p, q].T @ xg[:, :, h, v]
     return dwt
 
 
@@ -158,3 +185,18 @@ def numeric_grad(f, x, dy, eps=1e-6):
         flat[i] = old
         gflat[i] = (hi - lo) / (2 * eps)
     return g
+
+
+def batch_norm2d(x, weight, bias, eps=1e-5, mean=None, var=None):
+    """(x - mean) / sqrt(var + eps) * weight + bias per channel; the batch's mean and biased variance when
+    none are given. Returns (y, mean, var)."""
+    if mean is None:
+        mean = x.mean(axis=(0, 2, 3))
+        var = ((x - mean[None, :, None, None]) ** 2).mean(axis=(0, 2, 3))
+    c = lambda a: np.asarray(a, np.float64)[None, :, None, None]  # noqa: E731
+    y = (x - c(mean)) / np.sqrt(c(var) + eps) * c(weight) + c(bias)
+    return y.astype(x.dtype), mean, var
+
+
+def global_avg_pool2d(x):
+    return x.mean(axis=(2, 3), keepdims=True)

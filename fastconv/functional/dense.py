@@ -199,6 +199,16 @@ def mul(a, b):
     return backend_for(a, b).mul(a, b)
 
 
+def add(a, b):
+    """a + b, a new array (a residual connection); a and b share one shape and dtype."""
+    float_array("a", a)
+    float_array("b", b)
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"b must have a's shape {tuple(a.shape)}, got {tuple(b.shape)}")
+    same_dtype(("a", "b"), (a, b))
+    return backend_for(a, b).add(a, b)
+
+
 def add_into(dst, src):
     """dst += src in place (gradient accumulation); returns dst."""
     if tuple(dst.shape) != tuple(src.shape):

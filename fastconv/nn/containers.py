@@ -1,11 +1,8 @@
-"""Containers: Sequential, with the fusions it applies between neighbouring layers."""
+"""Containers: Sequential, with the fusions it applies between neighbouring layers, and Residual."""
 from .. import functional as F
 from .layers import Conv2D, MaxPool2D, ReLU
 from .module import Module
-
-
-def _fusable(m, nxt):
-    return type(m) is Conv2D and type(nxt) is ReLU
+from .norm import BatchNorm2D
 
 
 def _relu_then_max_pool(m, nxt):
@@ -13,7 +10,12 @@ def _relu_then_max_pool(m, nxt):
 
 
 class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ... as in PyTorch."""
+    """Modules applied in order; children are named "0", "1", ... as in PyTorch.
+
+    Fusions: a Conv2D followed by a ReLU runs the ReLU in the convolution's epilogue (the ReLU's backward
+    then reads the conv's output); a BatchNorm2D followed by a ReLU applies the ReLU inside the normalisation,
+    forward and backward (the ReLU is skipped both ways); a ReLU followed by a MaxPool2D applies the ReLU's
+    mask to the small pooled delta."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -21,6 +23,7 @@ class Sequential(Module):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at position {i}")
             setattr(self, str(i), m)
+        self._bn_relu = set()  # indices of the BatchNorm2D layers that ran with their ReLU in the last forward
 
     def __len__(self):
         return len(self._children)
@@ -40,13 +43,18 @@ class Sequential(Module):
 
     def forward(self, x):
         children = list(self._children.values())
+        self._bn_relu = set()
         i = 0
         while i < len(children):
             m = children[i]
             nxt = children[i + 1] if i + 1 < len(children) else None
-            if _fusable(m, nxt):  # Conv2D then ReLU: one pass, the ReLU in the conv's epilogue
+            if type(nxt) is ReLU and type(m) is Conv2D:  # one pass, the ReLU in the conv's epilogue
                 x = m.forward(x, relu=True)
                 nxt.keep_for_backward(x)  # relu(y) > 0 exactly where y > 0: its backward needs no more
+                i += 2
+            elif type(nxt) is ReLU and type(m) is BatchNorm2D:
+                x = m.forward(x, relu=True)
+                self._bn_relu.add(i)
                 i += 2
             else:
                 x = m(x)
@@ -58,7 +66,10 @@ class Sequential(Module):
         i = len(children) - 1
         while i >= 0:
             m = children[i]
-            if i > 0 and _relu_then_max_pool(children[i - 1], m):
+            if i > 0 and i - 1 in self._bn_relu:  # the ReLU ran inside the BatchNorm2D before it
+                dy = children[i - 1].backward(dy)
+                i -= 2
+            elif i > 0 and _relu_then_max_pool(children[i - 1], m):
                 # ReLU then MaxPool2D: the ReLU's mask at each window's winner is (pooled output > 0), so it is
                 # applied to the small pooled delta before routing, and the full-size ReLU pass is skipped
                 dy = m.backward(F.relu_backward(dy, m.output))
@@ -67,3 +78,35 @@ class Sequential(Module):
                 dy = m.backward(dy)
                 i -= 1
         return dy
+
+
+class Residual(Module):
+    """``y = body(x) + shortcut(x)``, or ``body(x) + x`` without a shortcut; backward sends dy through both
+    branches and adds the two input gradients. Children are named ``body`` and ``shortcut``."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        for name, m in (("body", body), ("shortcut", shortcut)):
+            if m is not None and not isinstance(m, Module):
+                raise TypeError(f"Residual's {name} must be a Module, got {type(m).__name__}")
+        if body is None:
+            raise TypeError("Residual needs a body Module")
+        self.body = body
+        if shortcut is not None:
+            self.shortcut = shortcut
+        else:
+            object.__setattr__(self, "shortcut", None)
+
+    def forward(self, x):
+        y = self.body(x)
+        s = x if self.shortcut is None else self.shortcut(x)
+        if tuple(y.shape) != tuple(s.shape):
+            what = "the input" if self.shortcut is None else "the shortcut"
+            raise ValueError(f"Residual: the body returns shape {tuple(y.shape)} but {what} has shape "
+                             f"{tuple(s.shape)}; they must match to be added")
+        return F.add(y, s)
+
+    def backward(self, dy):
+        dx = self.body.backward(dy)
+        ds = dy if self.shortcut is None else self.shortcut.backward(dy)
+        return F.add(dx, ds)

@@ -4,15 +4,17 @@ import numpy as np
 from .. import functional as F
 from ..functional.conv import conv2d_backward_weight_bias, conv2d_relu
 from ..functional.pool import max_pool2d_backward_own
-from .._checks import is_device_array, pair
+from .._checks import conv_padding, groups_of, is_device_array, pair
 from . import init
 from .module import Module, Parameter
 
 
 class Conv2D(Module):
-    """2-D convolution over NCHW input; weight (out_channels, in_channels, kh, kw), bias (out_channels,)."""
+    """2-D convolution over NCHW input; weight (out_channels, in_channels / groups, kh, kw), bias
+    (out_channels,). ``padding`` takes an int, an (h, w) pair, ((top, bottom), (left, right)), "valid" or
+    "same"; ``groups`` splits the channels as in PyTorch (groups == in_channels: depthwise)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  *, dtype=np.float32, rng=None):
         super().__init__()
         kh, kw = pair("kernel_size", kernel_size, 1)
@@ -21,16 +23,19 @@ class Conv2D(Module):
             raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels} and {out_channels}")
         self.kernel_size = (kh, kw)
         self.stride = pair("stride", stride, 1)
-        self.padding = pair("padding", padding, 0)
         self.dilation = pair("dilation", dilation, 1)
+        conv_padding(padding, self.kernel_size, self.dilation, self.stride)  # (checked now, kept as given)
+        self.padding = padding if isinstance(padding, str) else _padding_tuple(padding)
+        cg = self.in_channels // groups if isinstance(groups, int) and groups >= 1 else 0
+        self.groups = groups_of(groups, self.in_channels, self.out_channels, (self.out_channels, cg), "in_channels")
         g = init.generator(rng)
-        fan_in = self.in_channels * kh * kw
-        self.weight = Parameter(init.uniform_fan_in(g, (self.out_channels, self.in_channels, kh, kw), fan_in, dtype))
+        fan_in = cg * kh * kw
+        self.weight = Parameter(init.uniform_fan_in(g, (self.out_channels, cg, kh, kw), fan_in, dtype))
         self.bias = Parameter(init.uniform_fan_in(g, (self.out_channels,), fan_in, dtype)) if bias else None
         self._x = None
 
     def _kw(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def forward(self, x, relu=False):
         """With ``relu``, the ReLU that follows is fused into the kernel's epilogue (Sequential does this)."""
@@ -51,15 +56,25 @@ class Conv2D(Module):
 
     def config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
-                    stride=self.stride, padding=self.padding, dilation=self.dilation, bias=self.bias is not None)
+                    stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    bias=self.bias is not None)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         return s + ("" if self.bias is not None else ", bias=False")
+
+
+def _padding_tuple(padding):
+    """An int or pair as (h, w); a per-side ((top, bottom), (left, right)) as a pair of pairs."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
+        return (tuple(int(v) for v in padding[0]), tuple(int(v) for v in padding[1]))
+    return pair("padding", padding, 0)
 
 
 class Linear(Module):

@@ -40,6 +40,7 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_children", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "input_grad", True)
 
@@ -48,7 +49,16 @@ class Module:
             self._params[name] = value
         elif isinstance(value, Module):
             self._children[name] = value
+        elif name in self._buffers:
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, array):
+        """Keep ``array`` as state that is not a parameter (BatchNorm's running statistics): in
+        ``state_dict()`` after this module's parameters, in checkpoints, moved by ``to()``, never seen by an
+        optimizer. ``self.<name>`` reads and replaces it."""
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
 
     def forward(self, x):
         raise NotImplementedError
@@ -69,6 +79,23 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix=""):
+        for name, b in self._buffers.items():
+            yield prefix + name, b
+        for cname, child in self._children.items():
+            yield from child.named_buffers(f"{prefix}{cname}.")
+
+    def _state(self, prefix=""):
+        """(key, owner, attribute, is_buffer) of every parameter and buffer in PyTorch's state-dict order: a
+        module's own parameters, then its own buffers, then each child's, in registration order."""
+        for name, p in self._params.items():
+            if p is not None:
+                yield prefix + name, self, name, False
+        for name in self._buffers:
+            yield prefix + name, self, name, True
+        for cname, child in self._children.items():
+            yield from child._state(f"{prefix}{cname}.")
+
     def modules(self):
         yield self
         for child in self._children.values():
@@ -87,37 +114,41 @@ class Module:
         return self.train(False)
 
     def state_dict(self):
-        """Name -> numpy copy of each parameter (PyTorch's names: "3.weight")."""
+        """Name -> numpy copy of each parameter and buffer, in PyTorch's order and with its names
+        ("3.weight", "1.running_mean")."""
         out = OrderedDict()
-        for name, p in self.named_parameters():
-            out[name] = to_host(p.data, copy=True)
+        for key, owner, name, is_buffer in self._state():
+            a = owner._buffers[name] if is_buffer else owner._params[name].data
+            out[key] = to_host(a, copy=True)
         return out
 
     def load_state_dict(self, state):
-        """Copy arrays into the existing parameters, cast to their dtype. Every key and shape is checked
-        before anything is copied, so a mismatch leaves the module untouched."""
-        params = dict(self.named_parameters())
-        missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
+        """Copy arrays into the existing parameters and buffers, cast to their dtype. Every key and shape is
+        checked before anything is copied, so a mismatch leaves the module untouched."""
+        entries = {key: (owner, name, is_buffer) for key, owner, name, is_buffer in self._state()}
+        missing = sorted(set(entries) - set(state))
+        unexpected = sorted(set(state) - set(entries))
         if missing or unexpected:
             raise ValueError(f"state_dict does not match the module: missing keys {missing}, unexpected keys {unexpected}")
         arrays = {}
-        for name, p in params.items():
-            a = state[name]
-            a = to_host(a)
+        for key, (owner, name, is_buffer) in entries.items():
+            target = owner._buffers[name] if is_buffer else owner._params[name].data
+            a = to_host(state[key])
             if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
-                raise TypeError(f"state_dict[{name!r}] must be a real numeric array, got dtype {a.dtype}")
-            if tuple(a.shape) != p.shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {tuple(a.shape)}, the module needs {p.shape}")
-            arrays[name] = a.astype(p.dtype)
-        for name, p in params.items():
-            if is_device_array(p.data):
-                p.data.copy_to_device(np.ascontiguousarray(arrays[name]))
+                raise TypeError(f"state_dict[{key!r}] must be a real numeric array, got dtype {a.dtype}")
+            if tuple(a.shape) != tuple(target.shape):
+                raise ValueError(f"state_dict[{key!r}] has shape {tuple(a.shape)}, the module needs {tuple(target.shape)}")
+            arrays[key] = a.astype(target.dtype)
+        for key, (owner, name, is_buffer) in entries.items():
+            target = owner._buffers[name] if is_buffer else owner._params[name].data
+            if is_device_array(target):
+                target.copy_to_device(np.ascontiguousarray(arrays[key]))
             else:
-                p.data[...] = arrays[name]
+                target[...] = arrays[key]
 
     def to(self, target):
-        """Move parameters to ``"cpu"`` or ``"cuda"``, or cast them to a float dtype (``np.float64``)."""
+        """Move parameters and floating buffers to ``"cpu"`` or ``"cuda"``, or cast them to a float dtype
+        (``np.float64``); integer buffers (``num_batches_tracked``) stay on the host with their dtype."""
         if isinstance(target, str):
             if target == "cpu":
                 convert = to_host
@@ -136,10 +167,14 @@ class Module:
                 raise TypeError(f"target dtype must be float32 or float64, got {dtype}")
             if any(is_device_array(p.data) for p in self.parameters()):
                 raise TypeError("cast parameters on the CPU: call .to('cpu') first, then .to(dtype)")
-            convert = lambda a: a.astype(dtype)  # noqa: E731
+            convert = lambda a: a.astype(dtype) if np.dtype(a.dtype).kind == "f" else a  # noqa: E731
         for p in self.parameters():
             p.data = convert(p.data)
             p.grad = None if p.grad is None else convert(p.grad)
+        for m in self.modules():
+            for name, b in list(m._buffers.items()):
+                if np.dtype(b.dtype).kind == "f":  # (integer buffers, counters, stay on the host)
+                    setattr(m, name, convert(b))
         return self
 
     def set_input_grad(self, flag):

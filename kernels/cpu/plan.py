@@ -8,6 +8,7 @@ import numpy as np
 from numba import get_num_threads
 
 from .blocks import MT, NR
+from .depthwise import depthwise_backward_input, depthwise_backward_weight, depthwise_forward
 from .dense import linear_backward_input, linear_backward_weight, linear_forward
 from .elementwise import (
     adam_update,
@@ -24,6 +25,13 @@ from .forward import conv2d_forward_broadcast, conv2d_forward_phased, conv2d_for
 from .input_grad import conv2d_backward_input_phased
 from .layout import pad_into, pad_phases
 from .loss import softmax_cross_entropy
+from .norm import (
+    batch_norm_apply,
+    batch_norm_backward,
+    batch_norm_stats,
+    global_avg_pool_backward,
+    global_avg_pool_forward,
+)
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .weight_grad import conv2d_backward_bias, conv2d_backward_weight_dot
 from .weight_grad import conv2d_backward_weight as _weight_grad_broadcast
@@ -31,9 +39,11 @@ from .weight_grad import conv2d_backward_weight as _weight_grad_broadcast
 name = "cpu"
 
 __all__ = [
-    "adam_update", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward", "contiguous",
+    "adam_update", "add", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward",
+    "batch_norm_apply", "batch_norm_backward", "batch_norm_stats", "contiguous",
     "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
-    "linear_backward_input", "linear_backward_weight", "linear_forward", "max_pool2d_backward",
+    "global_avg_pool_backward", "global_avg_pool_forward", "linear_backward_input", "linear_backward_weight",
+    "linear_forward", "max_pool2d_backward", "pad_sides",
     "max_pool2d_forward", "mean", "minmax", "mul", "relu_backward", "relu_forward", "sgd_update",
     "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy", "sum_rows", "tanh_backward", "tanh_forward",
     "zeros",
@@ -67,6 +77,16 @@ def mul(a, b):
 def add_into(dst, src):
     dst += src
     return dst
+
+
+def add(a, b):
+    return a + b
+
+
+def pad_sides(x, top, bottom, left, right):
+    """x zero-padded by different amounts on each side (a new contiguous array)."""
+    N, C, H, W = x.shape
+    return pad_into(contiguous(x), np.empty((N, C, H + top + bottom, W + left + right), x.dtype), top, left)
 
 
 def pad(x, ph, pw):
@@ -128,8 +148,7 @@ def forward_path(x_shape, w_shape, stride, padding, out_w, itemsize):
 
 # --- entry points --------------------------------------------------------------------------------------------
 
-def conv2d_forward(x, w, b, y, stride, padding, dilation, relu):
-    """y (N, K, P, Q), uninitialised, = conv2d(x, w, b) (clamped at zero with ``relu``)."""
+def _forward(x, w, b, y, stride, padding, dilation, relu):
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     N, C = x.shape[:2]
     K, _, R, S = w.shape
@@ -148,16 +167,12 @@ def conv2d_forward(x, w, b, y, stride, padding, dilation, relu):
     return conv2d_forward_phased(xs, w, b, y, sh, sw, dil_h, dil_w, relu)
 
 
-def conv2d_backward_input(dy, w, dx, stride, padding, dilation):
-    """dx (N, C, H, W), uninitialised, = the input gradient: one stride-1 product per stride phase of dx,
-    reading the delta in place instead of spreading it into a mostly-zero buffer."""
+def _input_grad(dy, w, dx, stride, padding, dilation):
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     return conv2d_backward_input_phased(contiguous(dy), contiguous(w), dx, sh, sw, dil_h, dil_w, ph, pw)
 
 
-def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation):
-    """dw (K, C, R, S), zeroed, += the weight gradient; db, zeroed, += the bias gradient when it has K entries
-    (summed while the kernel reads the delta anyway), nothing when it has none."""
+def _weight_grad(dy, x, dw, db, stride, padding, dilation):
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     K, C, R, S = dw.shape
     xp = pad(contiguous(x), ph, pw)
@@ -165,4 +180,66 @@ def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation):
     if (sh, sw) == (1, 1) and use_dot_weight_grad(xp, K):
         return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
     _weight_grad_broadcast(xp, dy, dw.reshape(K, C * R * S), R, S, sh, sw, dil_h, dil_w, db)
+    return dw
+
+
+def _group(a, g, groups):
+    """Channels of group g of an (N, C, H, W) array, as a contiguous copy."""
+    N, C = a.shape[:2]
+    return np.ascontiguousarray(a.reshape(N, groups, C // groups, *a.shape[2:])[:, g])
+
+
+def _into_group(dst, g, groups, src):
+    N, C = dst.shape[:2]
+    dst.reshape(N, groups, C // groups, *dst.shape[2:])[:, g] = src
+
+
+def conv2d_forward(x, w, b, y, stride, padding, dilation, relu, groups):
+    """y (N, K, P, Q), uninitialised, = conv2d(x, w, b) with ``groups`` (clamped at zero with ``relu``).
+    Depthwise (groups == C) has kernels of its own; other groupings run the kernels above group by group, on
+    contiguous copies of each group's channels."""
+    if groups == 1:
+        return _forward(x, w, b, y, stride, padding, dilation, relu)
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    if groups == x.shape[1]:
+        return depthwise_forward(contiguous(x), contiguous(w), b, y, sh, sw, ph, pw, dil_h, dil_w, relu)
+    Kg = w.shape[0] // groups
+    for g in range(groups):
+        part = np.empty((y.shape[0], Kg, y.shape[2], y.shape[3]), y.dtype)
+        _forward(_group(x, g, groups), w[g * Kg : (g + 1) * Kg], b[g * Kg : (g + 1) * Kg], part, stride, padding,
+                 dilation, relu)
+        _into_group(y, g, groups, part)
+    return y
+
+
+def conv2d_backward_input(dy, w, dx, stride, padding, dilation, groups):
+    """dx (N, C, H, W), uninitialised, = the input gradient: one stride-1 product per stride phase of dx,
+    reading the delta in place instead of spreading it into a mostly-zero buffer (group by group, or the
+    depthwise kernel)."""
+    if groups == 1:
+        return _input_grad(dy, w, dx, stride, padding, dilation)
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    if groups == dx.shape[1]:
+        return depthwise_backward_input(contiguous(dy), contiguous(w), dx, sh, sw, ph, pw, dil_h, dil_w)
+    Kg = w.shape[0] // groups
+    for g in range(groups):
+        part = np.empty((dx.shape[0], dx.shape[1] // groups, dx.shape[2], dx.shape[3]), dx.dtype)
+        _input_grad(_group(dy, g, groups), w[g * Kg : (g + 1) * Kg], part, stride, padding, dilation)
+        _into_group(dx, g, groups, part)
+    return dx
+
+
+def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation, groups):
+    """dw (K, C/groups, R, S), zeroed, += the weight gradient; db, zeroed, += the bias gradient when it has K
+    entries (summed while the kernel reads the delta anyway), nothing when it has none."""
+    if groups == 1:
+        return _weight_grad(dy, x, dw, db, stride, padding, dilation)
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    if groups == x.shape[1]:
+        return depthwise_backward_weight(contiguous(dy), contiguous(x), dw, db, sh, sw, ph, pw, dil_h, dil_w)
+    Kg = dw.shape[0] // groups
+    for g in range(groups):
+        dbg = db[g * Kg : (g + 1) * Kg] if db.size else db
+        _weight_grad(_group(dy, g, groups), _group(x, g, groups), dw[g * Kg : (g + 1) * Kg], dbg, stride, padding,
+                     dilation)
     return dw

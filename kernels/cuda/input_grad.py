@@ -8,10 +8,10 @@ from .memory import zeros
 DIRECT_MAX_CHANNELS = 8  # below this many output channels the forward reads (K, C, R, S) weights directly
 
 
-def conv2d_backward_input_spread(dy, w, dx, sh, sw, dil_h, dil_w, ph, pw):
+def conv2d_backward_input_spread(dy, w, dx, sh, sw, dil_h, dil_w, ph, pw, groups):
     """dx (N, C, H, W) = the full correlation of the spread, bordered delta with the flipped kernel."""
     N, K = dy.shape[0], dy.shape[1]
-    C, R, S = w.shape[1], w.shape[2], w.shape[3]
+    C, R, S = dx.shape[1], w.shape[2], w.shape[3]
     H, W = dx.shape[2], dx.shape[3]
     eh, ew = dil_h * (R - 1), dil_w * (S - 1)  # extent of the dilated kernel, less one
     if (sh, sw) == (1, 1) and eh >= ph and ew >= pw:  # nothing to spread or crop: a plain zero border
@@ -21,5 +21,5 @@ def conv2d_backward_input_spread(dy, w, dx, sh, sw, dil_h, dil_w, ph, pw):
         dilate_pad(dy, z, sh, sw, eh - ph, ew - pw)
     bias = zeros((C,), dx.dtype)
     if C < DIRECT_MAX_CHANNELS:
-        return conv2d_forward_direct(z, flipped(w), bias, dx, dil_h, dil_w, False)
-    return conv2d_forward_broadcast(z, weight_matrix(w, flip=True), bias, dx, R, S, 1, 1, dil_h, dil_w, False)
+        return conv2d_forward_direct(z, flipped(w, groups), bias, dx, dil_h, dil_w, False, groups)
+    return conv2d_forward_broadcast(z, weight_matrix(w, True, groups), bias, dx, R, S, 1, 1, dil_h, dil_w, False, groups)

@@ -45,29 +45,41 @@ def pad(x, ph, pw):
     return xp
 
 
-@kernel("T[:,:,:,:], T[:,:], b1")
-def _weight_matrix(w, w2, flip):
-    K, C, R, S = w.shape
-    for i in range(cuda.grid(1), K * C * R * S, cuda.gridsize(1)):  # grid-stride loop
+@kernel("T[:,:,:,:], T[:,:], b1, i8")
+def _weight_matrix(w, w2, flip, groups):
+    K, Cg, R, S = w.shape
+    Kg = K // groups
+    for i in range(cuda.grid(1), K * Cg * R * S, cuda.gridsize(1)):  # grid-stride loop
         s = i % S
         r = (i // S) % R
-        c = (i // (R * S)) % C
-        k = i // (C * R * S)
-        if flip:  # row c of the flipped, channel-transposed kernel: (C, K, R, S)
-            w2[c, (k * R + R - 1 - r) * S + S - 1 - s] = w[k, c, r, s]
+        c = (i // (R * S)) % Cg
+        k = i // (Cg * R * S)
+        if flip:  # row g*Cg + c of the flipped kernel, whose group g maps the K/groups deltas onto Cg inputs
+            g = k // Kg
+            w2[g * Cg + c, ((k - g * Kg) * R + R - 1 - r) * S + S - 1 - s] = w[k, c, r, s]
         else:
             w2[k, (c * R + r) * S + s] = w[k, c, r, s]
 
 
-def weight_matrix(w, flip=False):
-    K, C, R, S = w.shape
-    rows, inner = (C, K) if flip else (K, C)
+def weight_matrix(w, flip=False, groups=1):
+    """(K, C/groups, R, S) -> (K, C/groups*R*S) rows; with ``flip`` the 180-degree flipped kernel of the
+    input gradient instead, (C, K/groups*R*S) rows (with the same ``groups``)."""
+    K, Cg, R, S = w.shape
+    rows, inner = (Cg * groups, K // groups) if flip else (K, Cg)
     w2 = cuda.device_array((rows, inner * R * S), w.dtype)
-    launch(_weight_matrix, w.size, w, w2, flip)
+    launch(_weight_matrix, w.size, w, w2, flip, groups)
     return w2
 
 
-def flipped(w):
-    """(K, C, R, S) -> (C, K, R, S), both spatial axes reversed."""
-    K, C, R, S = w.shape
-    return weight_matrix(w, flip=True).reshape(C, K, R, S)
+def flipped(w, groups=1):
+    """(K, C/groups, R, S) -> (C, K/groups, R, S), both spatial axes reversed."""
+    K, Cg, R, S = w.shape
+    return weight_matrix(w, True, groups).reshape(Cg * groups, K // groups, R, S)
+
+
+def pad_sides(x, top, bottom, left, right):
+    """x zero-padded by different amounts on each side (a new array)."""
+    N, C, H, W = x.shape
+    xp = zeros((N, C, H + top + bottom, W + left + right), x.dtype)
+    launch(_pad, x.size, x, xp, top, left)
+    return xp

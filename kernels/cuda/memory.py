@@ -47,3 +47,15 @@ def contiguous(a):
     if d.is_c_contiguous():
         return d
     return cuda.to_device(np.ascontiguousarray(d.copy_to_host()))
+
+
+@kernel("T[:], T[:], T[:]")
+def _add(a, b, out):
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):  # grid-stride loop
+        out[i] = a[i] + b[i]
+
+
+def add(a, b):
+    out = cuda.device_array(a.shape, a.dtype)
+    launch(_add, a.size, a.reshape(a.size), b.reshape(b.size), out.reshape(out.size))
+    return out

@@ -18,10 +18,19 @@ from .elementwise import (
 from .forward import conv2d_forward_broadcast, conv2d_forward_direct
 from .input_grad import DIRECT_MAX_CHANNELS, conv2d_backward_input_spread
 from .layout import pad, weight_matrix
+from .layout import pad_sides as _pad_sides
 from .loss import softmax_cross_entropy
+from .memory import add as _add
 from .memory import add_into as _add_into
 from .memory import contiguous, zeros
 from .memory import mul as _mul
+from .norm import (
+    batch_norm_apply,
+    batch_norm_backward,
+    batch_norm_stats,
+    global_avg_pool_backward,
+    global_avg_pool_forward,
+)
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .weight_grad import conv2d_backward_bias
 from .weight_grad import conv2d_backward_weight as _weight_grad
@@ -29,9 +38,11 @@ from .weight_grad import conv2d_backward_weight as _weight_grad
 name = "cuda"
 
 __all__ = [
-    "adam_update", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward", "contiguous",
+    "adam_update", "add", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward",
+    "batch_norm_apply", "batch_norm_backward", "batch_norm_stats", "contiguous",
     "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
-    "linear_backward_input", "linear_backward_weight", "linear_forward", "max_pool2d_backward",
+    "global_avg_pool_backward", "global_avg_pool_forward", "linear_backward_input", "linear_backward_weight",
+    "linear_forward", "max_pool2d_backward", "pad_sides",
     "max_pool2d_forward", "mean", "minmax", "mul", "relu_backward", "relu_forward", "sgd_update",
     "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy", "sum_rows", "tanh_backward", "tanh_forward",
     "zeros",
@@ -72,28 +83,39 @@ def add_into(dst, src):
     return _add_into(dst, contiguous(src))
 
 
+def add(a, b):
+    return _add(contiguous(a), contiguous(b))
+
+
+def pad_sides(x, top, bottom, left, right):
+    return _pad_sides(contiguous(x), top, bottom, left, right)
+
+
 # --- entry points --------------------------------------------------------------------------------------------
 
-def conv2d_forward(x, w, b, y, stride, padding, dilation, relu):
-    """y = conv2d(x, w, b): each thread reads its own taps, strided or not; stride 1 onto few channels reads
-    the (K, C, R, S) weights directly instead of preparing a weight matrix."""
+def conv2d_forward(x, w, b, y, stride, padding, dilation, relu, groups):
+    """y = conv2d(x, w, b) with ``groups``: each thread reads its own taps, strided or not, from its group's
+    input channels (for groups == C a per-channel stencil); stride 1 onto few channels reads the
+    (K, C/groups, R, S) weights directly instead of preparing a weight matrix."""
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     K, _, R, S = w.shape
     xp = pad(contiguous(x), ph, pw)
     w = contiguous(w)
     if (sh, sw) == (1, 1) and K < DIRECT_MAX_CHANNELS:
-        return conv2d_forward_direct(xp, w, b, y, dil_h, dil_w, relu)
-    return conv2d_forward_broadcast(xp, weight_matrix(w), b, y, R, S, sh, sw, dil_h, dil_w, relu)
+        return conv2d_forward_direct(xp, w, b, y, dil_h, dil_w, relu, groups)
+    return conv2d_forward_broadcast(xp, weight_matrix(w), b, y, R, S, sh, sw, dil_h, dil_w, relu, groups)
 
 
-def conv2d_backward_input(dy, w, dx, stride, padding, dilation):
+def conv2d_backward_input(dy, w, dx, stride, padding, dilation, groups):
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
-    return conv2d_backward_input_spread(contiguous(dy), contiguous(w), dx, sh, sw, dil_h, dil_w, ph, pw)
+    return conv2d_backward_input_spread(contiguous(dy), contiguous(w), dx, sh, sw, dil_h, dil_w, ph, pw, groups)
 
 
-def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation):
-    """dw (K, C, R, S), zeroed, += the weight gradient; db += the bias gradient when it has K entries."""
+def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation, groups):
+    """dw (K, C/groups, R, S), zeroed, += the weight gradient; db += the bias gradient when it has K
+    entries."""
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
-    K, C, R, S = dw.shape
-    _weight_grad(pad(contiguous(x), ph, pw), contiguous(dy), dw.reshape(K, C * R * S), R, S, sh, sw, dil_h, dil_w, db)
+    K, Cg, R, S = dw.shape
+    _weight_grad(pad(contiguous(x), ph, pw), contiguous(dy), dw.reshape(K, Cg * R * S), R, S, sh, sw, dil_h, dil_w,
+                 groups, db)
     return dw

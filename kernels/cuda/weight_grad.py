@@ -5,17 +5,18 @@ from numba import cuda
 from ._launch import kernel, launch
 
 
-@kernel("T[:,:,:,:], T[:,:,:,:], T[:,:], i8, i8, i8, i8, i8, i8")
-def _backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w):
+@kernel("T[:,:,:,:], T[:,:,:,:], T[:,:], i8, i8, i8, i8, i8, i8, i8")
+def _backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, groups):
     K = dw2.shape[0]
-    C = xp.shape[1]
-    CRS = C * R * S
+    Cg = xp.shape[1] // groups
+    CRS = Cg * R * S
     for i in range(cuda.grid(1), K * CRS, cuda.gridsize(1)):  # grid-stride loop
         k = i // CRS
         crs = i % CRS
         c = crs // (R * S)
         r = (crs // S) % R
         s = crs % S
+        c += k // (K // groups) * Cg  # the input channel, in the group of output channel k
         N, _, P, Q = dy.shape
         acc = dw2[k, crs]  # arrives zeroed
         for n in range(N):  # the whole batch in this thread: no atomics
@@ -25,9 +26,10 @@ def _backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w):
         dw2[k, crs] = acc
 
 
-def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db):
-    """dw2 += the weight gradient; db += the bias gradient when it has K entries (its own kernel here)."""
-    launch(_backward_weight, dw2.size, xp, dy, dw2, R, S, sh, sw, dil_h, dil_w)
+def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, groups, db):
+    """dw2 (K, C/groups*R*S) += the weight gradient; db += the bias gradient when it has K entries (its own
+    kernel here)."""
+    launch(_backward_weight, dw2.size, xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, groups)
     if db.size:
         conv2d_backward_bias(dy, db)
     return dw2

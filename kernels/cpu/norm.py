@@ -1,0 +1,133 @@
+"""Batch normalisation over (N, H, W) per channel, and global average pooling.
+
+Each prange iteration owns one channel (statistics, the backward's sums and its dx entries) or one plane.
+The statistics take two passes per channel (the mean, then the squared deviations from it), summed in
+float64, so a channel whose mean is large next to its spread (1e4 against 1) keeps its variance. No checking
+here: shapes, dtypes and contiguity are the caller's contract.
+"""
+import numpy as np
+from numba import prange
+
+from ..config import cpu_kernel
+
+
+@cpu_kernel
+def batch_norm_stats(x, mean, var):
+    """mean[c] and the biased var[c] of x (N, C, H, W) over n, h, w (float64 outputs)."""
+    N, C, H, W = x.shape
+    HW = H * W
+    xf = x.reshape(N, C, HW)
+    M = N * HW
+    for c in prange(C):  # one channel per iteration
+        s = 0.0
+        for n in range(N):
+            row = xf[n, c]
+            for j in range(HW):
+                s += row[j]
+        mu = s / M
+        d2 = 0.0
+        for n in range(N):
+            row = xf[n, c]
+            for j in range(HW):
+                d = row[j] - mu
+                d2 += d * d
+        mean[c] = mu
+        var[c] = d2 / M
+    return mean
+
+
+@cpu_kernel
+def batch_norm_apply(x, scale, shift, y, relu):
+    """y[n,c] = x[n,c] * scale[c] + shift[c], clamped at zero with ``relu``: the normalisation once the
+    statistics are known (scale = weight / sqrt(var + eps), shift = bias - mean * scale, both in x's dtype)."""
+    N, C, H, W = x.shape
+    HW = H * W
+    xf = x.reshape(N, C, HW)
+    yf = y.reshape(N, C, HW)
+    z = np.zeros(1, y.dtype)[0]
+    for nc in prange(N * C):  # one plane per iteration
+        n = nc // C
+        c = nc - n * C
+        a, b = scale[c], shift[c]
+        src, dst = xf[n, c], yf[n, c]
+        for j in range(HW):
+            v = src[j] * a + b
+            if relu and v < 0:
+                v = z
+            dst[j] = v
+    return y
+
+
+@cpu_kernel
+def batch_norm_backward(dy, x, mean, invstd, weight, scale, shift, relu, batch_stats, dx, dweight, dbias):
+    """Gradients of training-mode batch normalisation, y = (x - mean) * invstd * weight + bias (then clamped
+    at zero with ``relu``, whose mask x * scale + shift > 0 is recomputed as the forward computed it): with
+    xhat = (x - mean) * invstd and g the delta after the mask, dbias[c] = sum g, dweight[c] = sum g * xhat, and
+    dx = weight * invstd * (g - dbias / M - xhat * dweight / M), M = N*H*W, when the forward normalised with
+    the batch's statistics (``batch_stats``), and dx = weight * invstd * g when they were fixed (running
+    statistics). dx is uninitialised."""
+    N, C, H, W = x.shape
+    HW = H * W
+    xf = x.reshape(N, C, HW)
+    gf = dy.reshape(N, C, HW)
+    df = dx.reshape(N, C, HW)
+    M = N * HW
+    z = np.zeros(1, dx.dtype)[0]
+    for c in prange(C):  # one channel per iteration: its sums and its dx entries
+        mu, inv, wc, a0, b0 = mean[c], invstd[c], weight[c], scale[c], shift[c]
+        sg = 0.0
+        sgx = 0.0
+        for n in range(N):
+            xr, gr = xf[n, c], gf[n, c]
+            for j in range(HW):
+                xh = (xr[j] - mu) * inv
+                g = gr[j]
+                if relu and not xr[j] * a0 + b0 > 0:
+                    g = 0.0
+                sg += g
+                sgx += g * xh
+        dweight[c] = sgx
+        dbias[c] = sg
+        k = wc * inv
+        a = sg / M if batch_stats else 0.0
+        b = sgx / M if batch_stats else 0.0
+        for n in range(N):
+            xr, gr, dr = xf[n, c], gf[n, c], df[n, c]
+            for j in range(HW):
+                xh = (xr[j] - mu) * inv
+                g = gr[j]
+                if relu and not xr[j] * a0 + b0 > 0:
+                    g = z
+                dr[j] = k * (g - a - xh * b)
+    return dx
+
+
+@cpu_kernel
+def global_avg_pool_forward(x, y):
+    """y[n, c] = the mean of plane x[n, c] (y is (N, C), summed in float64)."""
+    N, C, H, W = x.shape
+    HW = H * W
+    xf = x.reshape(N * C, HW)
+    yf = y.reshape(N * C)
+    for nc in prange(N * C):  # one plane per iteration
+        s = 0.0
+        row = xf[nc]
+        for j in range(HW):
+            s += row[j]
+        yf[nc] = s / HW
+    return y
+
+
+@cpu_kernel
+def global_avg_pool_backward(dy, dx):
+    """dx[n, c, h, w] = dy[n, c] / (H*W); dx is uninitialised."""
+    N, C, H, W = dx.shape
+    HW = H * W
+    df = dx.reshape(N * C, HW)
+    gf = dy.reshape(N * C)
+    for nc in prange(N * C):  # one plane per iteration
+        v = gf[nc] / HW
+        row = df[nc]
+        for j in range(HW):
+            row[j] = v
+    return dx
