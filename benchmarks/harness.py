@@ -89,22 +89,25 @@ def blas_info():
     return info
 
 
-def lenet_throughput(batch, train, engine, min_time):
-    """Images per second of a LeNet-5 training step (Adam) or an inference pass, fastconv or torch."""
-    return batch / (median_ms(lenet_call(batch, train, engine), min_time) / 1000)
+def lenet_throughput(batch, train, engine, min_time, model="lenet5"):
+    """Images per second of a training step (Adam) or an inference pass of a model, fastconv or torch."""
+    return batch / (median_ms(model_call(model, batch, train, engine), min_time) / 1000)
 
 
-def lenet_call(batch, train, engine):
-    """A function that runs one LeNet-5 training step (Adam) or one inference pass, fastconv or torch."""
+INPUTS = {"lenet5": (1, 28, 28), "resnet20": (3, 32, 32)}
+
+
+def model_call(name, batch, train, engine):
+    """A function that runs one training step (Adam) or one inference pass of LeNet-5 or ResNet-20, fastconv or
+    torch, as a user writes it (``model(x)``, the loss, ``backward``, ``step``; no gradient for the images)."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    x = rng.standard_normal((batch, *INPUTS[name])).astype(np.float32)
     y = rng.integers(0, 10, batch)
     if engine == "fastconv":
-        from fastconv import nn, optim
-        from fastconv.models import lenet5
+        from fastconv import models, nn, optim
 
         nn.manual_seed(0)
-        model, crit = lenet5().set_input_grad(False), nn.CrossEntropyLoss()  # like torch: no grad for the images
+        model, crit = getattr(models, name)().set_input_grad(False), nn.CrossEntropyLoss()  # like torch
         opt = optim.Adam(model.parameters())
 
         def step():
@@ -117,10 +120,7 @@ def lenet_call(batch, train, engine):
     else:
         import torch
 
-        T = torch.nn
-        model = T.Sequential(T.Conv2d(1, 6, 5, padding=2), T.ReLU(), T.MaxPool2d(2), T.Conv2d(6, 16, 5), T.ReLU(),
-                             T.MaxPool2d(2), T.Flatten(), T.Linear(400, 120), T.ReLU(), T.Linear(120, 84), T.ReLU(),
-                             T.Linear(84, 10))
+        model = peers.torch_lenet5() if name == "lenet5" else peers.torch_resnet20()
         opt = torch.optim.Adam(model.parameters())
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -177,7 +177,7 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
         "engines": names,
         "sgemm_gflops": sgemm_gflops(1024 if quick else 2048, min_time),
         "kernels": [],
-        "lenet": [],
+        "models": [],
     }
     try:
         import numba
@@ -192,13 +192,17 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     log(f"SGEMM: {report['sgemm_gflops']:.1f} GFLOP/s with {threads} threads ({report['machine']['blas']})")
     work = [(c, p, "conv") for c in cases.CONV for p in cases.CONV_PASSES]
     work += [(c, p, "pool") for c in cases.POOL for p in cases.POOL_PASSES]
+    work += [(c, p, "norm") for c in cases.NORM for p in cases.NORM_PASSES]
     if only:
         work = [w for w in work if any(o in w[0].name for o in only)]
     for case, which, kind in work:
         row = {"case": case.name, "pass": which, "shape": str(case)}
         ref, fns = None, {}
         for e in engines:
-            fn = fns[e.name] = getattr(e, kind)(case, which)
+            fn = getattr(e, kind)(case, which)
+            if fn is None:  # an engine without this op
+                continue
+            fns[e.name] = fn
             result = fn()
             if ref is None:
                 ref = result
@@ -209,20 +213,23 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
         if kind == "conv":
             row["gflops"] = case.flops / (ms / 1000) / 1e9
             row["sgemm_fraction"] = row["gflops"] / report["sgemm_gflops"]
-        row["ratio"] = {n: row["ms"][n] / ms for n in names[1:]}
+        row["ratio"] = {n: row["ms"][n] / ms for n in names[1:] if n in row["ms"]}
         report["kernels"].append(row)
         log(_row_text(row, names))
-    lenet_work = [(64, True), (256, True), (256, False)]
+    model_work = [("lenet5", 64, True), ("lenet5", 256, True), ("lenet5", 256, False), ("resnet20", 64, True),
+                  ("resnet20", 64, False)]
+    if only:
+        model_work = [w for w in model_work if any(o in w[0] for o in only)]
     # as `fastconv train` does; after the kernel timings, which keep glibc's defaults for every engine
-    if reuse_freed_memory():
-        report["heap"] = "fastconv.reuse_freed_memory() applied before the LeNet-5 timings (all engines in the process)"
-    for batch, train in lenet_work:
-        ms = interleaved_ms({e: lenet_call(batch, train, e) for e in names if e != "im2col"}, 2 * min_time,
+    if model_work and reuse_freed_memory():
+        report["heap"] = "fastconv.reuse_freed_memory() applied before the model timings (all engines in the process)"
+    for name, batch, train in model_work:
+        ms = interleaved_ms({e: model_call(name, batch, train, e) for e in names if e != "im2col"}, 2 * min_time,
                             settle=settle)
-        row = {"batch": batch, "mode": "train step" if train else "inference",
+        row = {"model": name, "batch": batch, "mode": "train step" if train else "inference",
                "images_per_second": {e: batch / (t / 1000) for e, t in ms.items()}}
-        report["lenet"].append(row)
-        log(f"lenet5 {row['mode']} batch {batch}: " + ", ".join(f"{k} {v:,.0f} img/s" for k, v in row["images_per_second"].items()))
+        report["models"].append(row)
+        log(f"{name} {row['mode']} batch {batch}: " + ", ".join(f"{k} {v:,.0f} img/s" for k, v in row["images_per_second"].items()))
     if startup:
         report["startup_seconds"] = startup_seconds()
         log(f"first LeNet-5 training step of a fresh process: {report['startup_seconds']}")
@@ -234,7 +241,7 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
 def _row_text(row, names):
     g = f"{row['gflops']:7.1f}" if "gflops" in row else "      -"
     f = f"{row['sgemm_fraction']:6.2f}" if "sgemm_fraction" in row else "     -"
-    ratios = "  ".join(f"{row['ratio'][n]:6.2f}" for n in names[1:])
+    ratios = "  ".join(f"{row['ratio'][n]:6.2f}" if n in row["ratio"] else "     -" for n in names[1:])
     return f"{row['case']:12s} {row['pass']:13s} {row['ms']['fastconv']:9.3f} {g} {f}  {ratios}"
 
 
@@ -253,11 +260,12 @@ def markdown(report):
         g = f"{r['gflops']:.1f}" if "gflops" in r else "-"
         f = f"{r['sgemm_fraction']:.2f}" if "sgemm_fraction" in r else "-"
         lines.append(f"| {r['case']} | {r['pass']} | {r['ms']['fastconv']:.3f} | {g} | {f} | "
-                     + " | ".join(f"{r['ratio'][n]:.2f}" for n in names[1:]) + " |")
-    lines += ["", "| LeNet-5 | batch | " + " | ".join(f"{n} img/s" for n in names if n != "im2col") + " |",
-              "| --- | ---: | " + " | ".join("---:" for n in names if n != "im2col") + " |"]
-    for r in report["lenet"]:
-        lines.append(f"| {r['mode']} | {r['batch']} | " + " | ".join(f"{v:,.0f}" for v in r["images_per_second"].values()) + " |")
+                     + " | ".join(f"{r['ratio'][n]:.2f}" if n in r["ratio"] else "-" for n in names[1:]) + " |")
+    lines += ["", "| model | pass | batch | " + " | ".join(f"{n} img/s" for n in names if n != "im2col") + " |",
+              "| --- | --- | ---: | " + " | ".join("---:" for n in names if n != "im2col") + " |"]
+    for r in report["models"]:
+        lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | "
+                     + " | ".join(f"{v:,.0f}" for v in r["images_per_second"].values()) + " |")
     if "heap" in report:
         lines += ["", f"Heap: {report['heap']}."]
     if "startup_seconds" in report:

@@ -12,10 +12,18 @@ def conv_inputs(case, seed=0):
     rng = np.random.default_rng(seed)
     P, Q = case.out
     x = rng.standard_normal((case.N, case.C, case.H, case.W)).astype(np.float32)
-    w = (rng.standard_normal((case.K, case.C, case.R, case.S)) / np.sqrt(case.C * case.R * case.S)).astype(np.float32)
+    Cg = case.C // case.groups
+    w = (rng.standard_normal((case.K, Cg, case.R, case.S)) / np.sqrt(Cg * case.R * case.S)).astype(np.float32)
     b = rng.standard_normal(case.K).astype(np.float32)
     dy = rng.standard_normal((case.N, case.K, P, Q)).astype(np.float32)
     return x, w, b, dy
+
+
+def norm_inputs(case, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((case.N, case.C, case.H, case.W)) * 2 + 1).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    return x, rng.uniform(0.5, 1.5, case.C).astype(np.float32), rng.uniform(-0.5, 0.5, case.C).astype(np.float32), dy
 
 
 def pool_inputs(case, seed=0):
@@ -31,7 +39,7 @@ class FastConv:
 
     def conv(self, case, which):
         x, w, b, dy = conv_inputs(case)
-        kw = dict(stride=case.stride, padding=case.padding)
+        kw = dict(stride=case.stride, padding=case.padding, groups=case.groups)
         return {
             "forward": lambda: fc.conv2d(x, w, b, **kw),
             "dx": lambda: fc.conv2d_backward_input(dy, w, x.shape, **kw),
@@ -48,11 +56,27 @@ class FastConv:
             "avg_backward": lambda: fc.avg_pool2d_backward(dy, x.shape, case.k, case.s),
         }[which]
 
+    def norm(self, case, which):
+        """BatchNorm2D in training mode: the forward (statistics and normalisation), or the backward."""
+        from fastconv.functional import norm as FN
+
+        x, w, b, dy = norm_inputs(case)
+        _, cache = FN.batch_norm2d(x, w, b)
+        return {
+            "forward": lambda: FN.batch_norm2d(x, w, b)[0],
+            "backward": lambda: FN.batch_norm2d_backward(dy, x, w, cache)[0],
+        }[which]
+
 
 class Im2col:
     name = "im2col"
 
+    def norm(self, case, which):
+        return None  # (not an im2col op)
+
     def conv(self, case, which):
+        if case.groups > 1:
+            return None  # (the textbook lowering has no groups)
         x, w, b, dy = conv_inputs(case)
         kw = dict(stride=(case.stride,) * 2, padding=(case.padding,) * 2)
         return {
@@ -83,14 +107,14 @@ class Torch:
     def conv(self, case, which):
         t = self.torch
         x, w, b, dy = (t.from_numpy(a) for a in conv_inputs(case))
-        s, p = [case.stride] * 2, [case.padding] * 2
+        s, p, g = [case.stride] * 2, [case.padding] * 2, case.groups
 
         def backward(mask):
-            return t.ops.aten.convolution_backward(dy, x, w, None, s, p, [1, 1], False, [0, 0], 1, mask)
+            return t.ops.aten.convolution_backward(dy, x, w, None, s, p, [1, 1], False, [0, 0], g, mask)
 
         with t.no_grad():
             return {
-                "forward": lambda: t.nn.functional.conv2d(x, w, b, s, p).numpy(),
+                "forward": lambda: t.nn.functional.conv2d(x, w, b, s, p, 1, g).numpy(),
                 "dx": lambda: backward([True, False, False])[0].numpy(),
                 "dw": lambda: backward([False, True, False])[1].numpy(),
             }[which]
@@ -107,6 +131,19 @@ class Torch:
             "avg_forward": lambda: t.nn.functional.avg_pool2d(x, k, s).numpy(),
             "avg_backward": lambda: aten.avg_pool2d_backward(dy, x, k, s, [0, 0], False, True, None).numpy(),
         }[which]
+
+    def norm(self, case, which):
+        """BatchNorm2d in training mode: its native forward, or its native backward."""
+        t = self.torch
+        x, w, b, dy = (t.from_numpy(a) for a in norm_inputs(case))
+        rm, rv = t.zeros(case.C), t.ones(case.C)
+        with t.no_grad():
+            _, mean, invstd = t.native_batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5)
+            return {
+                "forward": lambda: t.native_batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5)[0].numpy(),
+                "backward": lambda: t.ops.aten.native_batch_norm_backward(dy, x, w, rm, rv, mean, invstd, True, 1e-5,
+                                                                         [True, True, True])[0].numpy(),
+            }[which]
 
 
 def engines(with_torch=True):
@@ -143,3 +180,38 @@ def assert_same(result, reference, what):
     scale = float(np.max(np.abs(reference))) or 1.0
     err = float(np.max(np.abs(result - reference))) / scale
     assert err < 1e-4, f"{what}: max error {err:.2e} of the reference's scale"
+
+
+def torch_lenet5():
+    T = __import__("torch").nn
+    return T.Sequential(T.Conv2d(1, 6, 5, padding=2), T.ReLU(), T.MaxPool2d(2), T.Conv2d(6, 16, 5), T.ReLU(),
+                        T.MaxPool2d(2), T.Flatten(), T.Linear(400, 120), T.ReLU(), T.Linear(120, 84), T.ReLU(),
+                        T.Linear(84, 10))
+
+
+def torch_resnet20(num_classes=10, in_channels=3):
+    """``fastconv.models.resnet20`` built in PyTorch: the same structure and state-dict keys."""
+    import torch
+
+    T = torch.nn
+
+    class Residual(T.Module):
+        def __init__(self, body, shortcut=None):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut
+
+        def forward(self, x):
+            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    def block(cin, cout, s):
+        body = T.Sequential(T.Conv2d(cin, cout, 3, stride=s, padding=1, bias=False), T.BatchNorm2d(cout), T.ReLU(),
+                            T.Conv2d(cout, cout, 3, padding=1, bias=False), T.BatchNorm2d(cout))
+        sc = None if s == 1 and cin == cout else T.Sequential(T.Conv2d(cin, cout, 1, stride=s, bias=False),
+                                                                T.BatchNorm2d(cout))
+        return T.Sequential(Residual(body, sc), T.ReLU())
+
+    return T.Sequential(
+        T.Conv2d(in_channels, 16, 3, padding=1, bias=False), T.BatchNorm2d(16), T.ReLU(),
+        block(16, 16, 1), block(16, 16, 1), block(16, 16, 1), block(16, 32, 2), block(32, 32, 1), block(32, 32, 1),
+        block(32, 64, 2), block(64, 64, 1), block(64, 64, 1), T.AdaptiveAvgPool2d(1), T.Flatten(),
+        T.Linear(64, num_classes))

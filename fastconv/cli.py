@@ -98,7 +98,7 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (default: LeNet-5 on the bundled digits)")
-    t.add_argument("--model", help="default lenet5")
+    t.add_argument("--model", help="lenet5 (default) or resnet20")
     t.add_argument("--data", help="'digits' (bundled 5k, default), 'mnist' (download) or an IDX directory")
     t.add_argument("--epochs", type=int, help="default 20")
     t.add_argument("--batch-size", type=int, help="default 64")
@@ -110,7 +110,7 @@ def build_parser():
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--threads", type=int, help="CPU threads (default 0: all cores)")
     t.add_argument("--augment", type=int, help="random shifts of up to N pixels (default 2; 0: none)")
-    t.add_argument("--out", help="output directory, default runs/lenet5")
+    t.add_argument("--out", help="output directory, default runs/MODEL")
     t.add_argument("--resume", default="", help="checkpoint to resume from (out/last.npz)")
     t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -31,7 +31,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: all cores
     augment: int = 2  # random shifts of up to this many pixels; 0 turns augmentation off
-    out: str = "runs/lenet5"
+    out: str = ""  # default runs/<model>
     resume: str = ""
     device: str = "cpu"
     progress: bool = True
@@ -150,7 +150,7 @@ def train(cfg, split=None, log=print):
 
         set_num_threads(cfg.threads)
     split = split or data.load(cfg.data)
-    out = Path(cfg.out)
+    out = Path(cfg.out or f"runs/{cfg.model}")
     out.mkdir(parents=True, exist_ok=True)
     n = len(split.y_train)
     per_epoch = math.ceil(n / cfg.batch_size)

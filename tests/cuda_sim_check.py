@@ -50,6 +50,17 @@ def ops(rng, dtype):
         same(f"max_pool_backward {k}{s}{p}", fc.max_pool2d_backward(d(dy), gidx, x.shape), fc.max_pool2d_backward(dy, idx, x.shape))
         same(f"avg_pool {k}{s}{p}", fc.avg_pool2d(d(x), k, s, p), fc.avg_pool2d(x, k, s, p))
         same(f"avg_pool_backward {k}{s}{p}", fc.avg_pool2d_backward(d(dy), x.shape, k, s, p), fc.avg_pool2d_backward(dy, x.shape, k, s, p))
+    for kw in (dict(kernel_size=3, stride=2, padding=1, dilation=2), dict(kernel_size=2, ceil_mode=True)):
+        y, idx = fc.max_pool2d(x, **kw)
+        same(f"max_pool {kw}", fc.max_pool2d(d(x), **kw)[0], y)
+        same(f"max_pool idx {kw}", fc.max_pool2d(d(x), **kw)[1], idx)
+    for kw in (dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+               dict(kernel_size=2, padding=((1, 0), (0, 1)))):
+        y = fc.avg_pool2d(x, **kw)
+        same(f"avg_pool {kw}", fc.avg_pool2d(d(x), **kw), y)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        same(f"avg_pool_backward {kw}", fc.avg_pool2d_backward(d(dy), x.shape, **kw), fc.avg_pool2d_backward(dy, x.shape, **kw))
+    blocks(rng, dtype)
     for name in ("relu", "tanh", "sigmoid"):
         f, g = getattr(fc, name), getattr(fc, name + "_backward")
         out = f(x)
@@ -67,6 +78,67 @@ def ops(rng, dtype):
     gloss, ggrad = fc.softmax_cross_entropy(d(dyl), labels)
     assert abs(gloss - loss) < 1e-6, (gloss, loss)
     same("softmax_cross_entropy", ggrad, grad)
+
+
+def blocks(rng, dtype):
+    """Grouped and depthwise convolution with per-side padding, BatchNorm (fused ReLU, eval form), global
+    average pooling and the residual add."""
+    x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
+    for K, groups, kw in ((6, 2, dict(padding=1)), (8, 4, dict(stride=2, padding=((1, 0), (0, 2)))),
+                          (4, 4, dict(padding="same")), (12, 4, dict(dilation=2, padding=2))):
+        w = rng.standard_normal((K, 4 // groups, 3, 3)).astype(dtype)
+        y = fc.conv2d(x, w, groups=groups, **kw)
+        same(f"grouped conv2d g{groups} {kw}", fc.conv2d(d(x), d(w), groups=groups, **kw), y)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        same(f"grouped dx g{groups} {kw}", fc.conv2d_backward_input(d(dy), d(w), x.shape, groups=groups, **kw),
+             fc.conv2d_backward_input(dy, w, x.shape, groups=groups, **kw))
+        same(f"grouped dw g{groups} {kw}", fc.conv2d_backward_weight(d(dy), d(x), w.shape, groups=groups, **kw),
+             fc.conv2d_backward_weight(dy, x, w.shape, groups=groups, **kw))
+    wb, bb = rng.uniform(0.5, 1.5, 4).astype(dtype), rng.uniform(-0.5, 0.5, 4).astype(dtype)
+    for relu in (False, True):
+        y, cache = fc.batch_norm2d(x, wb, bb, relu=relu)
+        gy, gcache = fc.batch_norm2d(d(x), d(wb), d(bb), relu=relu)
+        same(f"batch_norm relu={relu}", gy, y, tol=1e-4)
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        for name, g, c in zip(("dx", "dweight", "dbias"), fc.batch_norm2d_backward(d(dy), d(x), d(wb), gcache),
+                              fc.batch_norm2d_backward(dy, x, wb, cache)):
+            same(f"batch_norm_backward {name} relu={relu}", g, c, tol=1e-4)
+    rm, rv = rng.standard_normal(4).astype(dtype), rng.uniform(0.5, 2, 4).astype(dtype)
+    same("batch_norm inference", fc.batch_norm2d_inference(d(x), rm, rv, d(wb), d(bb))[0],
+         fc.batch_norm2d_inference(x, rm, rv, wb, bb)[0])
+    same("global_avg_pool", fc.global_avg_pool2d(d(x)), fc.global_avg_pool2d(x))
+    dg = rng.standard_normal((2, 4, 1, 1)).astype(dtype)
+    same("global_avg_pool_backward", fc.global_avg_pool2d_backward(d(dg), x.shape), fc.global_avg_pool2d_backward(dg, x.shape))
+    same("add", fc.functional.add(d(x), d(x)), x + x)
+
+
+def resnet_step():
+    """Two SGD steps of a small residual network with BatchNorm on each target: losses, weights and the
+    running statistics agree."""
+    from fastconv.models import _block
+
+    def net():
+        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1, bias=False), nn.BatchNorm2D(4), nn.ReLU(), _block(4, 8, 2),
+                             nn.GlobalAvgPool2D(), nn.Flatten(), nn.Linear(8, 3))
+
+    nn.manual_seed(0)
+    cpu, gpu = net(), net()
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.to("cuda")
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((3, 1, 6, 6)).astype(np.float32), np.array([0, 2, 1])
+    losses = []
+    for model in (cpu, gpu):
+        opt, crit = SGD(model.parameters(), lr=0.1, momentum=0.9), nn.CrossEntropyLoss()
+        for _ in range(2):
+            model.zero_grad()
+            losses.append(crit(model(fcuda.to_device(x) if model is gpu else x), y))
+            model.backward(crit.backward())
+            opt.step()
+    assert abs(losses[0] - losses[2]) < 1e-5 and abs(losses[1] - losses[3]) < 1e-5, losses
+    g = gpu.state_dict()
+    for k, v in cpu.state_dict().items():
+        same(f"resnet block SGD {k}", g[k], v, tol=1e-4)
 
 
 def lenet_step(opt_cls, **kw):
@@ -116,6 +188,7 @@ def main():
         ops(rng, dtype)
     lenet_step(SGD, lr=0.1, momentum=0.9)
     lenet_step(Adam, lr=1e-3)
+    resnet_step()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -102,25 +102,38 @@ def conv2d_backward_bias(dy):
     return dy.sum(axis=(0, 2, 3))
 
 
-def _windows(H, W, kernel_size, stride, padding):
+def _pool_len(size, k, stride, lo, hi, dil, ceil_mode):
+    """PyTorch's pooling output length: floor or ceil of (size + lo + hi - dil*(k-1) - 1) / stride, plus one;
+    with ceil_mode a last window that starts past the input and its leading padding is dropped."""
+    span = size + lo + hi - dil * (k - 1) - 1
+    n = -(-span // stride) + 1 if ceil_mode else span // stride + 1
+    if ceil_mode and (n - 1) * stride >= size + lo:
+        n -= 1
+    return n
+
+
+def _windows(H, W, kernel_size, stride, padding, dilation=1, ceil_mode=False, count_include_pad=True):
+    """Every output (p, q) with its window's cells inside the input and the average's divisor."""
     kh, kw = _pair(kernel_size)
     sh, sw = _pair(stride if stride is not None else kernel_size)
-    ph, pw = _pair(padding)
-    P, Q = out_size(H, ph, 1, kh, sh), out_size(W, pw, 1, kw, sw)
+    dh, dw = _pair(dilation)
+    t, b, l, r = sides(padding)
+    P, Q = _pool_len(H, kh, sh, t, b, dh, ceil_mode), _pool_len(W, kw, sw, l, r, dw, ceil_mode)
     for p in range(P):
         for q in range(Q):
-            cells = [
-                (h, v)
-                for h in range(p * sh - ph, p * sh - ph + kh)
-                for v in range(q * sw - pw, q * sw - pw + kw)
-                if 0 <= h < H and 0 <= v < W
-            ]
-            yield p, q, P, Q, cells, kh * kw
+            rows = [p * sh - t + i * dh for i in range(kh)]
+            cols = [q * sw - l + j * dw for j in range(kw)]
+            cells = [(h, v) for h in rows for v in cols if 0 <= h < H and 0 <= v < W]
+            if count_include_pad:  # the window, cut at the end of the padded input
+                area = (min(rows[-1] + 1, H + b) - rows[0]) * (min(cols[-1] + 1, W + r) - cols[0])
+            else:
+                area = len(cells)
+            yield p, q, P, Q, cells, area
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     N, C, H, W = x.shape
-    wins = list(_windows(H, W, kernel_size, stride, padding))
+    wins = list(_windows(H, W, kernel_size, stride, padding, dilation, ceil_mode))
     P, Q = wins[0][2], wins[0][3]
     y = np.zeros((N, C, P, Q), x.dtype)
     idx = np.zeros((N, C, P, Q), np.int64)
@@ -146,18 +159,19 @@ def max_pool2d_backward(dy, idx, x_shape):
     return dx
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     N, C, H, W = x.shape
-    wins = list(_windows(H, W, kernel_size, stride, padding))
+    wins = list(_windows(H, W, kernel_size, stride, padding, 1, ceil_mode, count_include_pad))
     y = np.zeros((N, C, wins[0][2], wins[0][3]), x.dtype)
     for p, q, _, _, cells, area in wins:
         y[:, :, p, q] = sum(x[:, :, h, v] for h, v in cells) / area
     return y
 
 
-def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     dx = np.zeros(x_shape, dy.dtype)
-    for p, q, _, _, cells, area in _windows(x_shape[2], x_shape[3], kernel_size, stride, padding):
+    for p, q, _, _, cells, area in _windows(x_shape[2], x_shape[3], kernel_size, stride, padding, 1, ceil_mode,
+                                            count_include_pad):
         for h, v in cells:
             dx[:, :, h, v] += dy[:, :, p, q] / area
     return dx

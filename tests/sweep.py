@@ -43,6 +43,33 @@ def main():
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(idx, idx_ref)
         fc.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+    for (H, W), (C, K, G), st, pad, dil, ceil in itertools.product(  # grouped and depthwise, pooling options
+        [(1, 1), (6, 5)], [(4, 6, 2), (6, 6, 6), (3, 6, 3), (40, 40, 2)], [1, 2], [((0, 1), (1, 0)), 1], [1, 2], [False, True]
+    ):
+        P, Q = ref.conv_out(H, W, 3, 3, st, pad, dil)
+        if P < 1 or Q < 1:
+            continue
+        kw = dict(stride=st, padding=pad, dilation=dil, groups=G)
+        x = rng.standard_normal((2, C, H, W))
+        w = rng.standard_normal((K, C // G, 3, 3))
+        dy = rng.standard_normal((2, K, P, Q))
+        np.testing.assert_allclose(fc.conv2d(x, w, **kw), ref.conv2d(x, w, **kw), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(fc.conv2d_backward_input(dy, w, x.shape, **kw), ref.conv2d_backward_input(dy, w, x.shape, **kw), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(fc.conv2d_backward_weight(dy, x, w.shape, **kw), ref.conv2d_backward_weight(dy, x, w.shape, **kw), rtol=1e-9, atol=1e-9)
+        n += 1
+        pkw = dict(kernel_size=3, stride=st, padding=pad, ceil_mode=ceil)
+        if min(H, W) >= 2:
+            y, idx = fc.max_pool2d(x, dilation=dil, **pkw)
+            fc.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+            for include in (True, False):
+                a = fc.avg_pool2d(x, count_include_pad=include, **pkw)
+                np.testing.assert_allclose(a, ref.avg_pool2d(x, count_include_pad=include, **pkw), rtol=1e-9, atol=1e-9)
+                fc.avg_pool2d_backward(np.ones_like(a), x.shape, count_include_pad=include, **pkw)
+        y, cache = fc.batch_norm2d(x, np.ones(C), np.zeros(C), relu=ceil) if 2 * H * W > 1 else (None, None)
+        if cache is not None:
+            fc.batch_norm2d_backward(np.ones_like(y), x, np.ones(C), cache)
+        g = fc.global_avg_pool2d(x)
+        fc.global_avg_pool2d_backward(np.ones_like(g), x.shape)
     for N, I, O in [(3, 7, 5), (9, 33, 40), (17, 40, 65)]:  # across the micro-kernel's blocks
         x = rng.standard_normal((N, I))
         w = rng.standard_normal((O, I))

@@ -103,7 +103,8 @@ def test_cpu_avg_pool_backward_writes_every_input(rng, k, stride, padding):
     x_shape = (2, 3, 8, 7)
     dy = rng.standard_normal((2, 3, out_size(8, padding, 1, k, stride), out_size(7, padding, 1, k, stride)))
     dx = np.full(x_shape, np.nan)
-    avg_pool2d_backward(dy, dx, k, k, stride, stride, padding, padding)
+    P, Q = dy.shape[2:]
+    avg_pool2d_backward(dy, dx, k, k, stride, stride, padding, padding, np.full(P, 1.0 / k), np.full(Q, 1.0 / k))
     np.testing.assert_allclose(dx, ref.avg_pool2d_backward(dy, x_shape, k, stride, padding), rtol=1e-12, atol=1e-12)
 
 
@@ -135,3 +136,58 @@ def test_max_pool_ties_and_nans_follow_one_rule(k, stride, padding):
         best = nans[-1] if nans else int(np.argmax(vals))
         assert idx[n, c, p, q] == cells[best][0] * W + cells[best][1], (n, c, p, q)
         np.testing.assert_equal(y[n, c, p, q], vals[best])
+
+
+POOL_OPTIONS = [
+    pytest.param(dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), id="ceil-3x3s2-pad"),
+    pytest.param(dict(kernel_size=2, stride=2, ceil_mode=True), id="ceil-2x2-odd-size"),
+    pytest.param(dict(kernel_size=(3, 2), stride=(2, 3), padding=((1, 0), (0, 1)), ceil_mode=True), id="ceil-per-side"),
+    pytest.param(dict(kernel_size=3, stride=1, padding=((0, 1), (1, 0))), id="per-side"),
+    pytest.param(dict(kernel_size=4, stride=3, padding=2, ceil_mode=True), id="ceil-partial-windows"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", POOL_OPTIONS + [
+    pytest.param(dict(kernel_size=3, stride=2, dilation=2, padding=2), id="dilated"),
+    pytest.param(dict(kernel_size=(2, 3), stride=1, dilation=(3, 1), padding=(1, 1), ceil_mode=True), id="dilated-ceil"),
+])
+def test_max_pool_options_match_reference(rng, kw, dtype):
+    x = distinct(rng, (2, 3, 9, 8), dtype)
+    y, idx = fc.max_pool2d(x, **kw)
+    y_ref, idx_ref = ref.max_pool2d(x, **kw)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(fc.max_pool2d_backward(dy, idx, x.shape), ref.max_pool2d_backward(dy, idx, x.shape))
+    num = numeric_grad(lambda t: fc.max_pool2d(t, **kw)[0], x.astype(np.float64), dy.astype(np.float64), eps=1e-7)
+    assert_close_fd(fc.max_pool2d_backward(dy.astype(np.float64), idx, x.shape), num)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("include", [True, False], ids=["count-pad", "exclude-pad"])
+@pytest.mark.parametrize("kw", POOL_OPTIONS + [pytest.param(dict(kernel_size=3, stride=2, padding=1), id="padded")])
+def test_avg_pool_options_match_reference(rng, kw, include, dtype):
+    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+    y = fc.avg_pool2d(x, **kw, count_include_pad=include)
+    t = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, ref.avg_pool2d(x, **kw, count_include_pad=include), rtol=t, atol=t)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = fc.avg_pool2d_backward(dy, x.shape, **kw, count_include_pad=include)
+    np.testing.assert_allclose(dx, ref.avg_pool2d_backward(dy, x.shape, **kw, count_include_pad=include), rtol=t, atol=t)
+    if dtype == np.float64:
+        num = numeric_grad(lambda a: fc.avg_pool2d(a, **kw, count_include_pad=include), x, dy)
+        assert_close_fd(dx, num)
+
+
+def test_pool_layers_take_the_options(rng):
+    from fastconv import nn
+
+    x = distinct(rng, (1, 2, 7, 7), np.float64)
+    mp = nn.MaxPool2D(3, 2, 1, dilation=1, ceil_mode=True)
+    assert mp(x).shape == (1, 2, 4, 4) and "ceil_mode=True" in repr(mp)
+    ap = nn.AvgPool2D(2, ceil_mode=True, count_include_pad=False)
+    np.testing.assert_allclose(ap(x), ref.avg_pool2d(x, 2, ceil_mode=True, count_include_pad=False), rtol=1e-12)
+    assert ap.backward(np.ones((1, 2, 4, 4))).shape == x.shape
+    with pytest.raises(ValueError, match="at most half of kernel_size"):
+        fc.max_pool2d(x, 2, padding=((0, 2), (0, 0)))

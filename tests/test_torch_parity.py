@@ -7,20 +7,13 @@ from fastconv.models import lenet5
 from fastconv.optim import SGD, Adam
 
 torch = pytest.importorskip("torch")
-
-
-def _torch_lenet():
-    T = torch.nn
-    return T.Sequential(
-        T.Conv2d(1, 6, 5, padding=2), T.ReLU(), T.MaxPool2d(2), T.Conv2d(6, 16, 5), T.ReLU(), T.MaxPool2d(2),
-        T.Flatten(), T.Linear(400, 120), T.ReLU(), T.Linear(120, 84), T.ReLU(), T.Linear(84, 10),
-    ).double()
+from fastconv.benchmarks.peers import torch_lenet5  # noqa: E402
 
 
 def _pair():
     nn.manual_seed(5)
     ours = lenet5().to(np.float64)
-    theirs = _torch_lenet()
+    theirs = torch_lenet5().double()
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})  # no reshaping
     return ours, theirs
 
@@ -70,3 +63,38 @@ def test_optimizer_steps_agree(ours_opt, torch_opt):
     tstate = theirs.state_dict()
     for k, v in ours.state_dict().items():
         np.testing.assert_allclose(v, tstate[k].numpy(), rtol=1e-8, atol=1e-10, err_msg=k)
+
+
+def test_resnet20_state_dict_keys_and_sgd_steps_agree():
+    """The same keys in the same order as the PyTorch network, and three SGD steps in float64 (training mode)
+    give the same loss, every gradient and the running statistics."""
+    from fastconv.models import resnet20
+
+    nn.manual_seed(7)
+    ours = resnet20(num_classes=10, in_channels=3).to(np.float64)
+    from fastconv.benchmarks.peers import torch_resnet20
+
+    theirs = torch_resnet20().double()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+    opt = SGD(ours.parameters(), 0.05, momentum=0.9, weight_decay=1e-4)
+    topt = torch.optim.SGD(theirs.parameters(), 0.05, momentum=0.9, weight_decay=1e-4)
+    crit = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(1)
+    for step in range(3):
+        x, y = rng.standard_normal((4, 3, 16, 16)), rng.integers(0, 10, 4)
+        ours.zero_grad()
+        loss = crit(ours(x), y)
+        ours.backward(crit.backward())
+        topt.zero_grad()
+        tloss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+        tloss.backward()
+        assert loss == pytest.approx(tloss.item(), rel=1e-10), step
+        tgrads = {k: p.grad.numpy() for k, p in theirs.named_parameters()}
+        for k, p in ours.named_parameters():
+            np.testing.assert_allclose(p.grad, tgrads[k], rtol=1e-7, atol=1e-10, err_msg=f"step {step}: {k}")
+        opt.step()
+        topt.step()
+    tstate = theirs.state_dict()
+    for k, v in ours.state_dict().items():
+        np.testing.assert_allclose(v, tstate[k].numpy(), rtol=1e-9, atol=1e-12, err_msg=k)

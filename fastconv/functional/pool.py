@@ -5,25 +5,71 @@ Shapes use NCHW: x (N, C, H, W), y (N, C, P, Q) with ``P = (H + 2*pad_h - kh) //
 import numpy as np
 
 from .._backend import backend_for
-from .._checks import conv_out_hw, float_array, grad_shape, is_device_array, pair, shape4
+from .._checks import float_array, grad_shape, is_device_array, pair, shape4
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "max_pool2d", "max_pool2d_backward"]
 
 
-def _pool_args(x_shape, kernel_size, stride, padding):
-    kh, kw = pair("kernel_size", kernel_size, 1)
-    sh, sw = (kh, kw) if stride is None else pair("stride", stride, 1)
+def _pool_sides(padding):
+    """Pooling padding as (top, bottom, left, right): an int, an (h, w) pair or ((top, bottom), (left, right))."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
+        (t, b), (left, r) = pair("padding", padding[0], 0), pair("padding", padding[1], 0)
+        return (t, b, left, r)
     ph, pw = pair("padding", padding, 0)
-    if 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(
-            f"padding {(ph, pw)} must be at most half of kernel_size {(kh, kw)}: "
-            "a window of padding alone has no input to pool"
-        )
-    P, Q = conv_out_hw(x_shape, (0, 0, kh, kw), (sh, sw), (ph, pw), (1, 1))
-    return (kh, kw), (sh, sw), (ph, pw), (P, Q)
+    return (ph, ph, pw, pw)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def _pool_axis(size, k, stride, lo, hi, dil, ceil_mode):
+    """Output length along one axis, PyTorch's rule: floor (or ceil) of (size + lo + hi - dil*(k-1) - 1) /
+    stride, plus 1, where with ceil_mode a last window must start inside the input or its leading padding."""
+    span = size + lo + hi - dil * (k - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + lo:
+        out -= 1
+    return out
+
+
+class _Pooling:
+    """Checked window, stride, padding (top, left for the kernels), dilation and output size of a pooling."""
+
+    def __init__(self, x_shape, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+        self.k = pair("kernel_size", kernel_size, 1)
+        self.stride = self.k if stride is None else pair("stride", stride, 1)
+        self.dil = pair("dilation", dilation, 1)
+        self.sides = _pool_sides(padding)
+        self.ceil_mode = bool(ceil_mode)
+        H, W = x_shape[2], x_shape[3]
+        t, b, left, r = self.sides
+        for (lo, hi), k, d in (((t, b), self.k[0], self.dil[0]), ((left, r), self.k[1], self.dil[1])):
+            if 2 * max(lo, hi) > d * (k - 1) + 1:
+                raise ValueError(
+                    f"padding {padding!r} must be at most half of kernel_size {self.k} (dilated by {self.dil}): a "
+                    "window of padding alone has no input to pool")
+        P = _pool_axis(H, self.k[0], self.stride[0], t, b, self.dil[0], self.ceil_mode)
+        Q = _pool_axis(W, self.k[1], self.stride[1], left, r, self.dil[1], self.ceil_mode)
+        if P < 1 or Q < 1:
+            raise ValueError(f"kernel_size {self.k} with dilation {self.dil} does not fit the padded input "
+                             f"{H + t + b}x{W + left + r} (shape {tuple(x_shape)}): output size would be {P}x{Q}, needs at least 1x1")
+        self.out_hw = (P, Q)
+        self.top_left = (t, left)
+
+    def divisors(self, x_shape, count_include_pad):
+        """The reciprocal row and column divisors (float64) of average pooling: a window counts its inputs,
+        and with count_include_pad its padding up to the padded input's end (PyTorch's rule)."""
+        out = []
+        for size, k, s, (lo, hi), n in ((x_shape[2], self.k[0], self.stride[0], self.sides[:2], self.out_hw[0]),
+                                        (x_shape[3], self.k[1], self.stride[1], self.sides[2:], self.out_hw[1])):
+            start = np.arange(n) * s - lo
+            end = np.minimum(start + k, size + hi)
+            if count_include_pad:
+                count = end - start
+            else:
+                count = np.minimum(end, size) - np.maximum(start, 0)
+            out.append(1.0 / count.astype(np.float64))
+        return out
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """2-D max pooling (padding counts as -inf); returns the maxima and the winners' indices.
 
     Parameters
@@ -31,21 +77,25 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     x : array (N, C, H, W)
     kernel_size : int or (kh, kw)
     stride : int or (sh, sw), default kernel_size
-    padding : int or (ph, pw), at most half of kernel_size
+    padding : int, (ph, pw) or ((top, bottom), (left, right)), at most half of the dilated kernel
+    dilation : int or (dh, dw), the spacing of a window's taps
+    ceil_mode : round the output size up (a last, partial window must start inside the input or its
+        leading padding), as PyTorch does
 
     Returns
     -------
-    y : array (N, C, P, Q), ``P = (H + 2*ph - kh) // sh + 1`` and likewise Q
+    y : array (N, C, P, Q), ``P = (H + 2*ph - dh*(kh-1) - 1) // sh + 1`` (rounded up with ceil_mode) and
+        likewise Q
     indices : int64 array (N, C, P, Q), the flat index ``h*W + w`` of each winner in its (n, c) plane.
         A NaN in a window wins it (as in PyTorch).
     """
     x = float_array("x", x, 4)
-    (kh, kw), (sh, sw), (ph, pw), (P, Q) = _pool_args(x.shape, kernel_size, stride, padding)
+    pool = _Pooling(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     be = backend_for(x)
     N, C = x.shape[:2]
-    y = be.empty((N, C, P, Q), x.dtype)
-    idx = be.empty((N, C, P, Q), np.int64)
-    be.max_pool2d_forward(be.contiguous(x), y, idx, kh, kw, sh, sw, ph, pw)
+    y = be.empty((N, C, *pool.out_hw), x.dtype)
+    idx = be.empty((N, C, *pool.out_hw), np.int64)
+    be.max_pool2d_forward(be.contiguous(x), y, idx, *pool.k, *pool.stride, *pool.top_left, *pool.dil)
     return y, idx
 
 
@@ -96,36 +146,41 @@ def _max_pool_backward(dy, indices, x_shape, check_range):
     return dx.reshape(x_shape)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """2-D average pooling; padded zeros count in the divisor (``count_include_pad=True``).
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """2-D average pooling.
 
     Parameters
     ----------
     x : array (N, C, H, W)
     kernel_size : int or (kh, kw)
     stride : int or (sh, sw), default kernel_size
-    padding : int or (ph, pw), at most half of kernel_size
+    padding : int, (ph, pw) or ((top, bottom), (left, right)), at most half of kernel_size
+    ceil_mode : round the output size up, as in :func:`max_pool2d`
+    count_include_pad : whether padded zeros count in a window's divisor (PyTorch's default, True; ONNX's
+        AveragePool default is False). Either way a window never counts past the padded input's end.
 
     Returns
     -------
-    y : array (N, C, P, Q), ``P = (H + 2*ph - kh) // sh + 1`` and likewise Q
+    y : array (N, C, P, Q), ``P = (H + 2*ph - kh) // sh + 1`` (rounded up with ceil_mode) and likewise Q
     """
     x = float_array("x", x, 4)
-    (kh, kw), (sh, sw), (ph, pw), (P, Q) = _pool_args(x.shape, kernel_size, stride, padding)
+    pool = _Pooling(x.shape, kernel_size, stride, padding, 1, ceil_mode)
     be = backend_for(x)
-    y = be.empty((x.shape[0], x.shape[1], P, Q), x.dtype)
-    be.avg_pool2d_forward(be.contiguous(x), y, kh, kw, sh, sw, ph, pw)
+    y = be.empty((x.shape[0], x.shape[1], *pool.out_hw), x.dtype)
+    be.avg_pool2d_forward(be.contiguous(x), y, *pool.k, *pool.stride, *pool.top_left,
+                          *pool.divisors(x.shape, bool(count_include_pad)))
     return y
 
 
-def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
-    """Gradient of average pooling: each ``dy`` entry is spread evenly, ``/ (kh*kw)``, over its window.
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Gradient of average pooling: each ``dy`` entry is spread evenly over its window, divided by the
+    window's divisor.
 
     Parameters
     ----------
     dy : array (N, C, P, Q)
     x_shape : (N, C, H, W) of the forward input
-    kernel_size, stride, padding : as in :func:`avg_pool2d`
+    kernel_size, stride, padding, ceil_mode, count_include_pad : as in :func:`avg_pool2d`
 
     Returns
     -------
@@ -133,9 +188,10 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
     """
     dy = float_array("dy", dy, 4)
     x_shape = shape4("x_shape", x_shape)
-    (kh, kw), (sh, sw), (ph, pw), (P, Q) = _pool_args(x_shape, kernel_size, stride, padding)
-    grad_shape("dy", dy, (x_shape[0], x_shape[1], P, Q))
+    pool = _Pooling(x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    grad_shape("dy", dy, (x_shape[0], x_shape[1], *pool.out_hw))
     be = backend_for(dy)
     dx = be.empty(x_shape, dy.dtype)  # (each plane is zeroed by the kernel iteration that owns it)
-    be.avg_pool2d_backward(be.contiguous(dy), dx, kh, kw, sh, sw, ph, pw)
+    be.avg_pool2d_backward(be.contiguous(dy), dx, *pool.k, *pool.stride, *pool.top_left,
+                           *pool.divisors(x_shape, bool(count_include_pad)))
     return dx

@@ -110,28 +110,43 @@ class Linear(Module):
 
 
 class _Pool(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         self.kernel_size = pair("kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else pair("stride", stride, 1)
-        self.padding = pair("padding", padding, 0)
+        self.padding = _padding_tuple(padding)
+        self.ceil_mode = bool(ceil_mode)
         self._x_shape = None
 
+    def _kw(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode)
+
     def config(self):
-        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+        return self._kw()
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return ", ".join(f"{k}={v}" for k, v in self._kw().items() if k != "ceil_mode" or v)
 
 
 class MaxPool2D(_Pool):
-    """Max pooling; keeps the winners' indices for backward."""
+    """Max pooling (PyTorch's options: per-side padding, dilation, ceil_mode); keeps the winners' indices
+    for backward."""
 
     output = None  # the last forward's result (a Sequential applies a preceding ReLU's mask to it)
 
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.dilation = pair("dilation", dilation, 1)
+
+    def _kw(self):
+        return dict(super()._kw(), dilation=self.dilation)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self._kw().items() if (k != "ceil_mode" or v) and (k != "dilation" or v != (1, 1)))
+
     def forward(self, x):
         self._x_shape = tuple(x.shape)
-        y, self._indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        y, self._indices = F.max_pool2d(x, **self._kw())
         self.output = y
         return y
 
@@ -140,14 +155,24 @@ class MaxPool2D(_Pool):
 
 
 class AvgPool2D(_Pool):
-    """Average pooling (padded zeros count in the divisor)."""
+    """Average pooling (PyTorch's options: per-side padding, ceil_mode, count_include_pad, True by default)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _kw(self):
+        return dict(super()._kw(), count_include_pad=self.count_include_pad)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self._kw().items() if (k != "ceil_mode" or v) and (k != "count_include_pad" or not v))
 
     def forward(self, x):
         self._x_shape = tuple(x.shape)
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, **self._kw())
 
     def backward(self, dy):
-        return F.avg_pool2d_backward(dy, self._x_shape, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d_backward(dy, self._x_shape, **self._kw())
 
 
 class ReLU(Module):

@@ -1,5 +1,7 @@
 """Pooling kernels. Max pooling records the flat index h*W + w of each window's winner inside its (n, c)
-plane; its backward routes the delta there. Average pooling counts padded zeros (divisor kh*kw).
+plane; its backward routes the delta there. Average pooling divides output (p, q) by inv_h[p] * inv_w[q]'s
+inverse: the divisor of a window is a product of a row and a column count (count_include_pad, ceil_mode and
+per-side padding only change those counts, which the caller works out).
 Each prange iteration owns one (n, c) plane, so overlapping windows accumulate without races.
 """
 import numpy as np
@@ -89,21 +91,26 @@ def _max_pool_3x3s2(x, y, idx):
 
 
 @cpu_kernel
-def _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw):
-    """Any window: each one scanned row by row (padding is -inf)."""
+def _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
+    """Any window, dilated or not: each one scanned row by row over its taps inside x (padding is -inf; the
+    caller guarantees every window holds at least one input)."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
         for p in range(P):  # output rows
-            hs, he = window(p, sh, ph, kh, H)
+            h0 = p * sh - ph
+            i0, i1 = inside(h0, dil_h, kh, H)  # the window's rows inside x
             for q in range(Q):  # output columns
-                ws, we = window(q, sw, pw, kw, W)
-                best = x[n, c, hs, ws]
-                bi = hs * W + ws
-                for h in range(hs, he):
-                    for wc in range(ws, we):
+                w0 = q * sw - pw
+                j0, j1 = inside(w0, dil_w, kw, W)
+                best = x[n, c, h0 + i0 * dil_h, w0 + j0 * dil_w]
+                bi = (h0 + i0 * dil_h) * W + w0 + j0 * dil_w
+                for i in range(i0, i1):
+                    h = h0 + i * dil_h
+                    for j in range(j0, j1):
+                        wc = w0 + j * dil_w
                         v = x[n, c, h, wc]
                         if _take(v, best):
                             best = v
@@ -113,12 +120,15 @@ def _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw):
     return y
 
 
-def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
+def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
     """y = max over each window (padding is -inf); idx = flat index of the winner. NaN wins, like PyTorch.
-    (Chosen here, in Python, so a process compiles only the kernel its shapes use.)"""
-    if (sh, sw, ph, pw) == (2, 2, 0, 0) and kh == kw and kh in (2, 3):
+    (Chosen here, in Python, so a process compiles only the kernel its shapes use: the trees need undilated
+    2x2 or 3x3 windows at stride 2, unpadded, all inside x.)"""
+    P, Q = y.shape[2], y.shape[3]
+    inside_x = (P - 1) * sh + kh <= x.shape[2] and (Q - 1) * sw + kw <= x.shape[3]
+    if (sh, sw, ph, pw, dil_h, dil_w) == (2, 2, 0, 0, 1, 1) and kh == kw and kh in (2, 3) and inside_x:
         return (_max_pool_2x2 if kh == 2 else _max_pool_3x3s2)(x, y, idx)
-    return _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw)
+    return _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
 
 
 @cpu_kernel
@@ -165,8 +175,8 @@ def _spread_every(dst, src, off, step, lo, hi):
 
 
 @cpu_kernel
-def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
-    """y = sum over each window's in-bounds inputs / (kh*kw) (padded zeros count in the divisor).
+def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
+    """y = sum over each window's in-bounds inputs * inv_h[p] * inv_w[q] (the reciprocal of its divisor).
 
     Separably, output row by output row: the window's in-bounds input rows are summed into a float64 row of
     column sums (contiguous, vectorised), then each kernel column s adds those sums, read with step sw, to
@@ -174,7 +184,6 @@ def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
     short rows instead of kh*kw."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
-    scale = 1.0 / (kh * kw)
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
@@ -194,21 +203,21 @@ def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
                 qlo, qhi = inside(s - pw, sw, Q, W)  # outputs whose tap column q*sw + s - pw is inside
                 _add_every(acc, cols, s - pw, sw, qlo, qhi)
             out = y[n, c, p]
+            ih = inv_h[p]
             for q in range(Q):
-                out[q] = acc[q] * scale
+                out[q] = acc[q] * (ih * inv_w[q])
     return y
 
 
 @cpu_kernel
-def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
-    """dx, uninitialised: each plane is zeroed (as in ``max_pool2d_backward``), then each dy[n,c,p,q] / (kh*kw)
-    is added to every in-bounds input of its window.
+def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
+    """dx, uninitialised: each plane is zeroed (as in ``max_pool2d_backward``), then each
+    dy[n,c,p,q] * inv_h[p] * inv_w[q] is added to every in-bounds input of its window.
 
     Separably, as the forward: output row p's deltas are spread along one input-wide row (kernel column s
     adds dy[p, q] at column q*sw + s - pw), which is then added to each in-bounds input row of the window."""
     N, C, P, Q = dy.shape
     H, W = dx.shape[2], dx.shape[3]
-    scale = 1.0 / (kh * kw)
     for nc in prange(N * C):  # one (n, c) plane per iteration
         n = nc // C
         c = nc - n * C
@@ -216,12 +225,16 @@ def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
             row = dx[n, c, h]
             for j in range(W):
                 row[j] = 0
-        spread = np.empty(W, dx.dtype)
+        spread = np.empty(W, np.float64)
+        src = np.empty(Q, np.float64)
         for p in range(P):
             h0, h1 = window(p, sh, ph, kh, H)
             if h0 >= h1:
                 continue
-            src = dy[n, c, p]
+            row_in = dy[n, c, p]
+            ih = inv_h[p]
+            for q in range(Q):
+                src[q] = row_in[q] * (ih * inv_w[q])
             for j in range(W):
                 spread[j] = 0
             for s in range(kw):
@@ -230,5 +243,5 @@ def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
             for h in range(h0, h1):
                 row = dx[n, c, h]
                 for j in range(W):
-                    row[j] += spread[j] * scale
+                    row[j] += spread[j]
     return dx

@@ -1,6 +1,7 @@
 """Pooling on the GPU, twins of kernels/cpu/pool.py. Max-pool backward gives each (n, c) plane to one thread,
 avg-pool backward each input element to one thread (gathering from the windows that hold it): no atomics,
-so overlapping windows accumulate in the same order every run."""
+so overlapping windows accumulate in the same order every run. Average pooling multiplies by the host-computed
+reciprocal divisors inv_h[p] * inv_w[q], as on the CPU."""
 import math
 
 from numba import cuda
@@ -8,8 +9,8 @@ from numba import cuda
 from ._launch import kernel, launch
 
 
-@kernel("T[:,:,:,:], T[:,:,:,:], i8[:,:,:,:], i8, i8, i8, i8, i8, i8")
-def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
+@kernel("T[:,:,:,:], T[:,:,:,:], i8[:,:,:,:], i8, i8, i8, i8, i8, i8, i8, i8")
+def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
     N, C, P, Q = y.shape
     for i in range(cuda.grid(1), N * C * P * Q, cuda.gridsize(1)):  # grid-stride loop
         q = i % Q
@@ -19,12 +20,18 @@ def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
         H, W = x.shape[2], x.shape[3]
         h0 = p * sh - ph
         w0 = q * sw - pw
-        hs, he = max(h0, 0), min(h0 + kh, H)
-        ws, we = max(w0, 0), min(w0 + kw, W)
-        best = x[n, c, hs, ws]
-        bi = hs * W + ws
-        for h in range(hs, he):
-            for w in range(ws, we):
+        i0 = 0 if h0 >= 0 else (-h0 + dil_h - 1) // dil_h  # the first tap inside x
+        j0 = 0 if w0 >= 0 else (-w0 + dil_w - 1) // dil_w
+        best = x[n, c, h0 + i0 * dil_h, w0 + j0 * dil_w]
+        bi = (h0 + i0 * dil_h) * W + w0 + j0 * dil_w
+        for i in range(i0, kh):
+            h = h0 + i * dil_h
+            if h >= H:
+                break
+            for j in range(j0, kw):
+                w = w0 + j * dil_w
+                if w >= W:
+                    break
                 v = x[n, c, h, w]
                 if v > best or math.isnan(v):
                     best = v
@@ -33,8 +40,8 @@ def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
         idx[n, c, p, q] = bi
 
 
-def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw):
-    launch(_max_forward, y.size, x, y, idx, kh, kw, sh, sw, ph, pw)
+def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
+    launch(_max_forward, y.size, x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
     return y
 
 
@@ -56,8 +63,8 @@ def max_pool2d_backward(dy, idx, dx):
     return dx
 
 
-@kernel("T[:,:,:,:], T[:,:,:,:], i8, i8, i8, i8, i8, i8")
-def _avg_forward(x, y, kh, kw, sh, sw, ph, pw):
+@kernel("T[:,:,:,:], T[:,:,:,:], i8, i8, i8, i8, i8, i8, f8[:], f8[:]")
+def _avg_forward(x, y, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
     N, C, P, Q = y.shape
     for i in range(cuda.grid(1), N * C * P * Q, cuda.gridsize(1)):  # grid-stride loop
         q = i % Q
@@ -71,16 +78,16 @@ def _avg_forward(x, y, kh, kw, sh, sw, ph, pw):
         for h in range(max(h0, 0), min(h0 + kh, H)):
             for w in range(max(w0, 0), min(w0 + kw, W)):
                 acc += x[n, c, h, w]
-        y[n, c, p, q] = acc / (kh * kw)
+        y[n, c, p, q] = acc * (inv_h[p] * inv_w[q])
 
 
-def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw):
-    launch(_avg_forward, y.size, x, y, kh, kw, sh, sw, ph, pw)
+def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
+    launch(_avg_forward, y.size, x, y, kh, kw, sh, sw, ph, pw, cuda.to_device(inv_h), cuda.to_device(inv_w))
     return y
 
 
-@kernel("T[:,:,:,:], T[:,:,:,:], i8, i8, i8, i8, i8, i8")
-def _avg_backward(dy, dx, kh, kw, sh, sw, ph, pw):
+@kernel("T[:,:,:,:], T[:,:,:,:], i8, i8, i8, i8, i8, i8, f8[:], f8[:]")
+def _avg_backward(dy, dx, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
     N, C, H, W = dx.shape
     for i in range(cuda.grid(1), N * C * H * W, cuda.gridsize(1)):  # grid-stride loop
         w = i % W
@@ -92,10 +99,10 @@ def _avg_backward(dy, dx, kh, kw, sh, sw, ph, pw):
         # the windows that hold (h, w): p*sh - ph <= h < p*sh - ph + kh
         for p in range(max(0, -((kh - 1 - h - ph) // sh)), min(P, (h + ph) // sh + 1)):
             for q in range(max(0, -((kw - 1 - w - pw) // sw)), min(Q, (w + pw) // sw + 1)):
-                acc += dy[n, c, p, q] / (kh * kw)
+                acc += dy[n, c, p, q] * (inv_h[p] * inv_w[q])
         dx[n, c, h, w] = acc
 
 
-def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw):
-    launch(_avg_backward, dx.size, dy, dx, kh, kw, sh, sw, ph, pw)
+def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
+    launch(_avg_backward, dx.size, dy, dx, kh, kw, sh, sw, ph, pw, cuda.to_device(inv_h), cuda.to_device(inv_w))
     return dx
