@@ -42,7 +42,13 @@ SETTLE_S = 0.25
 
 
 def interleaved_ms(fns, min_time=0.5, rounds=ROUNDS, warmup=2, settle=SETTLE_S):
-    """{name: median ms per call} for the functions of ``fns`` ({name: fn}), timed side by side: in each of
+    """{name: median ms per call} for the functions of ``fns`` ({name: fn}); see ``interleaved``."""
+    return {name: t[0] for name, t in interleaved(fns, min_time, rounds, warmup, settle).items()}
+
+
+def interleaved(fns, min_time=0.5, rounds=ROUNDS, warmup=2, settle=SETTLE_S):
+    """{name: (median, min, max) ms per call over the rounds} for the functions of ``fns`` ({name: fn}), timed
+    side by side: in each of
     ``rounds`` rounds every function runs a slice of about min_time / rounds seconds (at least one call),
     one after the other; a function's figure is the median over the rounds of its mean time per call.
 
@@ -64,7 +70,7 @@ def interleaved_ms(fns, min_time=0.5, rounds=ROUNDS, warmup=2, settle=SETTLE_S):
             for _ in range(calls[name]):
                 fn()
             per_call[name].append((time.perf_counter() - t) / calls[name])
-    return {name: 1000 * float(np.median(v)) for name, v in per_call.items()}
+    return {name: tuple(1000 * float(f(v)) for f in (np.median, np.min, np.max)) for name, v in per_call.items()}
 
 
 def sgemm_gflops(n=2048, min_time=1.0):
@@ -163,15 +169,33 @@ def startup_seconds():
     return out
 
 
+def cpu_model():
+    """The CPU's model name and family/model numbers (from /proc/cpuinfo where there is one)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = fields.get("model name", platform.machine())
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name
+
+
 def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log=print):
     threads = threads or os.cpu_count()
     limiter = peers.set_threads(threads)
+    # the quick mode runs fewer, shorter rounds, with the same pause before every slice: a fair comparison
+    # needs each engine's worker threads idle before another engine's slice starts
     min_time = 0.2 if quick else 1.0
-    settle = 0.0 if quick else SETTLE_S
+    rounds = 3 if quick else ROUNDS
     engines = peers.engines(with_torch)
     names = [e.name for e in engines]
     report = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "machine": {"platform": platform.platform(), "processor": cpu_model(),
                     "cpus": os.cpu_count(), "threads": threads, "python": sys.version.split()[0],
                     "numpy": np.__version__, "blas": blas_info()},
         "engines": names,
@@ -208,7 +232,9 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
                 ref = result
             else:
                 peers.assert_same(result, ref, f"{e.name} {case.name} {which}")
-        row["ms"] = interleaved_ms(fns, min_time * len(fns), settle=settle)
+        timed = interleaved(fns, min_time * len(fns), rounds)
+        row["ms"] = {n: t[0] for n, t in timed.items()}
+        row["range_ms"] = {n: [t[1], t[2]] for n, t in timed.items()}
         ms = row["ms"]["fastconv"]
         if kind == "conv":
             row["gflops"] = case.flops / (ms / 1000) / 1e9
@@ -224,10 +250,11 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     if model_work and reuse_freed_memory():
         report["heap"] = "fastconv.reuse_freed_memory() applied before the model timings (all engines in the process)"
     for name, batch, train in model_work:
-        ms = interleaved_ms({e: model_call(name, batch, train, e) for e in names if e != "im2col"}, 2 * min_time,
-                            settle=settle)
+        timed = interleaved({e: model_call(name, batch, train, e) for e in names if e != "im2col"}, 2 * min_time,
+                            rounds)
         row = {"model": name, "batch": batch, "mode": "train step" if train else "inference",
-               "images_per_second": {e: batch / (t / 1000) for e, t in ms.items()}}
+               "images_per_second": {e: batch / (t[0] / 1000) for e, t in timed.items()},
+               "range_images_per_second": {e: [batch / (t[2] / 1000), batch / (t[1] / 1000)] for e, t in timed.items()}}
         report["models"].append(row)
         log(f"{name} {row['mode']} batch {batch}: " + ", ".join(f"{k} {v:,.0f} img/s" for k, v in row["images_per_second"].items()))
     if startup:
@@ -238,11 +265,26 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     return report
 
 
+def _spread(row, name):
+    """The rounds' min-max of an engine's time, as a fraction of its median: +-x%."""
+    lo, hi = row["range_ms"][name]
+    return f"{100 * (hi - lo) / 2 / row['ms'][name]:.0f}%"
+
+
+def _ratio(row, n):
+    """Median ratio against engine n, with the range over the rounds' extremes (n's fastest over fastconv's
+    slowest to n's slowest over fastconv's fastest)."""
+    if n not in row["ratio"]:
+        return "-"
+    (flo, fhi), (nlo, nhi) = row["range_ms"]["fastconv"], row["range_ms"][n]
+    return f"{row['ratio'][n]:.2f} ({nlo / fhi:.2f}-{nhi / flo:.2f})"
+
+
 def _row_text(row, names):
     g = f"{row['gflops']:7.1f}" if "gflops" in row else "      -"
     f = f"{row['sgemm_fraction']:6.2f}" if "sgemm_fraction" in row else "     -"
-    ratios = "  ".join(f"{row['ratio'][n]:6.2f}" if n in row["ratio"] else "     -" for n in names[1:])
-    return f"{row['case']:12s} {row['pass']:13s} {row['ms']['fastconv']:9.3f} {g} {f}  {ratios}"
+    ratios = "  ".join(f"{_ratio(row, n):>17s}" for n in names[1:])
+    return f"{row['case']:12s} {row['pass']:13s} {row['ms']['fastconv']:9.3f} {_spread(row, 'fastconv'):>5s} {g} {f}  {ratios}"
 
 
 def markdown(report):
@@ -253,19 +295,21 @@ def markdown(report):
         f"numpy {m['numpy']}, numba {m.get('numba')}" + (f", torch {m['torch']}" if "torch" in m else "") + ".",
         f"BLAS: {m['blas']}. numpy SGEMM: **{report['sgemm_gflops']:.1f} GFLOP/s**.",
         "",
-        "| case | pass | fastconv ms | GFLOP/s | x SGEMM | " + " | ".join(f"vs {n}" for n in names[1:]) + " |",
-        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " |",
+        "| case | pass | fastconv ms | ± | GFLOP/s | x SGEMM | " + " | ".join(f"vs {n} (range)" for n in names[1:]) + " |",
+        "| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " |",
     ]
     for r in report["kernels"]:
         g = f"{r['gflops']:.1f}" if "gflops" in r else "-"
         f = f"{r['sgemm_fraction']:.2f}" if "sgemm_fraction" in r else "-"
-        lines.append(f"| {r['case']} | {r['pass']} | {r['ms']['fastconv']:.3f} | {g} | {f} | "
-                     + " | ".join(f"{r['ratio'][n]:.2f}" if n in r["ratio"] else "-" for n in names[1:]) + " |")
-    lines += ["", "| model | pass | batch | " + " | ".join(f"{n} img/s" for n in names if n != "im2col") + " |",
+        lines.append(f"| {r['case']} | {r['pass']} | {r['ms']['fastconv']:.3f} | {_spread(r, 'fastconv')} | {g} | {f} | "
+                     + " | ".join(_ratio(r, n) for n in names[1:]) + " |")
+    lines += ["", "| model | pass | batch | " + " | ".join(f"{n} img/s (range)" for n in names if n != "im2col") + " |",
               "| --- | --- | ---: | " + " | ".join("---:" for n in names if n != "im2col") + " |"]
     for r in report["models"]:
+        lo_hi = r["range_images_per_second"]
         lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | "
-                     + " | ".join(f"{v:,.0f}" for v in r["images_per_second"].values()) + " |")
+                     + " | ".join(f"{v:,.0f} ({lo_hi[e][0]:,.0f}-{lo_hi[e][1]:,.0f})" for e, v in r["images_per_second"].items())
+                     + " |")
     if "heap" in report:
         lines += ["", f"Heap: {report['heap']}."]
     if "startup_seconds" in report:
