@@ -15,10 +15,25 @@ def is_device_array(a):
     return hasattr(a, "__cuda_array_interface__") or (hasattr(a, "copy_to_host") and hasattr(a, "dtype"))
 
 
+def device_view(a):
+    """A device array of another library (CuPy, PyTorch) as a Numba device array viewing the same memory;
+    Numba's own device arrays and numpy arrays as they are."""
+    if isinstance(a, np.ndarray) or hasattr(a, "copy_to_host") or not hasattr(a, "__cuda_array_interface__"):
+        return a
+    try:
+        from .kernels.cuda import memory
+    except ImportError as e:
+        raise RuntimeError(f"a CUDA array was given but numba-cuda cannot be imported ({e}): "
+                           "pip install 'fastconv[cuda]'") from None
+    return memory.as_device(a)
+
+
 def float_array(name, a, ndim=None):
-    """Check that ``a`` is a float32/float64 array (numpy or CUDA) of rank ``ndim``; return it."""
+    """Check that ``a`` is a float32/float64 array (numpy or CUDA) of rank ``ndim``; return it, as a Numba
+    device array if it came from another CUDA library (their dtypes are not numpy's)."""
     if not (isinstance(a, np.ndarray) or is_device_array(a)):
         raise TypeError(f"{name} must be a numpy or CUDA array of float32 or float64, got {type(a).__name__}")
+    a = device_view(a)
     dtype = np.dtype(a.dtype)
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {dtype}")
@@ -32,11 +47,7 @@ def float_array(name, a, ndim=None):
 def to_host(a, copy=False):
     """A numpy array with a's values: device arrays are copied to the host, host arrays kept (or copied)."""
     if is_device_array(a):
-        if hasattr(a, "copy_to_host"):
-            return a.copy_to_host()
-        from numba import cuda  # CuPy arrays, PyTorch CUDA tensors
-
-        return cuda.as_cuda_array(a).copy_to_host()
+        return device_view(a).copy_to_host()  # (CuPy arrays, PyTorch CUDA tensors: through a Numba view)
     return np.array(a, copy=True) if copy else np.asarray(a)
 
 

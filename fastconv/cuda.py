@@ -48,11 +48,11 @@ def require():
 def to_device(a):
     """A host array (or a device array, returned as it is) as a Numba device array."""
     require()
-    from numba import cuda
+    from .kernels.cuda import memory
 
     if is_device_array(a):
-        return a
-    return cuda.to_device(np.ascontiguousarray(a))
+        return memory.as_device(a)
+    return memory.to_device(a)
 
 
 def backend():

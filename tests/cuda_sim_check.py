@@ -19,6 +19,7 @@ checked = []
 
 def same(name, got, want, tol=1e-5):
     got = got.copy_to_host() if hasattr(got, "copy_to_host") else got
+    assert isinstance(got, np.ndarray) or np.isscalar(got), f"{name}: {type(got).__name__}"
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=name)
     assert not isinstance(want, np.ndarray) or got.dtype == want.dtype, name
     checked.append(name)
@@ -112,6 +113,33 @@ def blocks(rng, dtype):
     same("add", fc.functional.add(d(x), d(x)), x + x)
 
 
+class ForeignCUDATensor:
+    """What a PyTorch CUDA tensor or a CuPy array shows fastconv: ``__cuda_array_interface__`` (version 3,
+    with a producer stream) and a ``dtype`` that is not numpy's (``np.dtype(torch.float32)`` raises)."""
+
+    dtype = "torch.float32"
+
+    def __init__(self, host):
+        self._host = np.ascontiguousarray(host)  # the simulator's "device memory" is host memory
+        self.shape = self._host.shape
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self.shape, "typestr": self._host.dtype.str, "data": (self._host.ctypes.data, False),
+                "version": 3, "strides": None, "stream": 2}
+
+
+def interop():
+    """Arrays of other CUDA libraries go in through their interface; outputs are Numba device arrays."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y = fc.conv2d(ForeignCUDATensor(x), ForeignCUDATensor(w), padding=1)
+    same("conv2d of foreign CUDA arrays", y, fc.conv2d(x, w, padding=1))
+    assert hasattr(y, "copy_to_host")
+    same("relu of a foreign CUDA array", fc.relu(ForeignCUDATensor(x)), fc.relu(x))
+
+
 def resnet_step():
     """Two SGD steps of a small residual network with BatchNorm on each target: losses, weights and the
     running statistics agree."""
@@ -183,12 +211,19 @@ def train_on_device(tmp):
 
 def main():
     assert fcuda.is_available(), fcuda.describe()
+    if "--strict" in sys.argv:  # every device array as the strict DeviceNDArray stand-in (see strict_device.py)
+        import strict_device
+
+        strict_device.install()
+        assert isinstance(fcuda.to_device(np.zeros(2)), strict_device.StrictDeviceArray)
+        checked.append("strict stand-in installed")
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         ops(rng, dtype)
     lenet_step(SGD, lr=0.1, momentum=0.9)
     lenet_step(Adam, lr=1e-3)
     resnet_step()
+    interop()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

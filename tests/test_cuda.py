@@ -34,10 +34,11 @@ def test_both_plans_offer_the_same_entry_points():
 def test_every_cuda_kernel_against_the_cpu_under_the_simulator(tmp_path):
     """Numba's CUDA simulator, with 8 threads per block and at most 3 blocks, so tiny inputs span several
     blocks and every grid-stride loop wraps; then a whole LeNet-5 training step (SGD and Adam) on both
-    targets and `train --device cuda`."""
+    targets and `train --device cuda`. Every device array is the strict DeviceNDArray stand-in
+    (strict_device.py): an attribute only the simulator's fake arrays have, or a hidden transpose, fails."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTCONV_CUDA_TPB="8", FASTCONV_CUDA_MAX_BLOCKS="3",
                PYTHONPATH=str(HERE))
-    r = subprocess.run([sys.executable, str(HERE / "cuda_sim_check.py")], env=env, cwd=tmp_path,
+    r = subprocess.run([sys.executable, str(HERE / "cuda_sim_check.py"), "--strict"], env=env, cwd=tmp_path,
                        capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert "comparisons passed" in r.stdout
@@ -73,3 +74,36 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
     assert "CUDA was asked for" in capsys.readouterr().err
     # and the CPU target is untouched
     assert fastconv.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))).sum() == 16.0
+
+
+def test_strict_stand_in_has_only_the_device_array_api():
+    """The stand-in refuses what numba-cuda's DeviceNDArray lacks (numpy's itemsize, astype, arithmetic) and the
+    transposes that would launch a copy kernel; what it has behaves as the array it wraps."""
+    from strict_device import HiddenTransposeError, StrictDeviceArray
+
+    class Fake:  # the few methods of a simulator array the stand-in forwards to
+        def __init__(self, a):
+            self.a = a
+            self.shape, self.strides, self.dtype = a.shape, a.strides, a.dtype
+
+        def copy_to_host(self, ary=None, stream=0):
+            return self.a.copy()
+
+        def reshape(self, *shape, **kw):
+            return Fake(self.a.reshape(*shape))
+
+        def is_c_contiguous(self):
+            return self.a.flags.c_contiguous
+
+    d = StrictDeviceArray(Fake(np.arange(6.0).reshape(2, 3)))
+    assert d.shape == (2, 3) and d.size == 6 and d.nbytes == 48 and d.dtype == np.float64
+    np.testing.assert_array_equal(d.reshape(3, 2).copy_to_host(), np.arange(6.0).reshape(3, 2))
+    for attr in ("itemsize", "astype", "sum", "min"):
+        with pytest.raises(AttributeError):
+            getattr(d, attr)
+    with pytest.raises(TypeError):
+        d * 2
+    with pytest.raises(HiddenTransposeError):
+        d.T
+    with pytest.raises(HiddenTransposeError):
+        d.transpose()

@@ -1,7 +1,12 @@
 """Depthwise convolution (groups == C): each output channel k reads one input channel, k // m, where m = K / C
-is the channel multiplier. A per-channel stencil, memory-bound: the kernels sweep rows, one tap at a time,
-with the valid range of each tap worked out once (``ranges.inside``), so the inner loops are contiguous (for
-stride 1) and branch-free.
+is the channel multiplier. A per-channel stencil, memory-bound.
+
+Stride 1 (any dilation) runs on padded planes laid out as the unpacked product lays them (``product``):
+outputs on the padded width, so each tap of a run of NT outputs reads NT consecutive inputs, and the run's
+accumulators stay in registers for every tap (``micro.outer`` with a one-row block): ``depthwise_unpacked``
+for the forward and the input gradient (the full correlation of the padded delta with the flipped taps), and
+``depthwise_weight_dot`` for the weight gradient (one long dot product per tap). Strided passes sweep rows,
+one tap at a time, with the valid range of each tap worked out once (``ranges.inside``).
 
 Each prange iteration owns what it writes: a (n, k) output plane in the forward, a (n, c) input plane in the
 input gradient (the m output channels that read it are summed there in order), a weight row in the weight
@@ -11,7 +16,108 @@ import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
+from .blocks import NT
+from .dot import dot1x4
+from .micro import accumulators, outer
+from .product import store_wide_run
 from .ranges import inside
+
+
+@cpu_kernel(parallel=False, inline=True)
+def _fill_planes(buf, x, n, c0, J, top, left, Hp, Wp):
+    """buf[j] = plane (n, c0 + j) of x at (top, left) of an Hp x Wp plane, for j < J (the borders are left
+    as they are: zero)."""
+    H, W = x.shape[2], x.shape[3]
+    for j in range(J):
+        for h in range(H):
+            src = x[n, c0 + j, h]
+            d = np.uint64(j * Hp * Wp + (top + h) * Wp + left)
+            for v in range(W):
+                buf[d + np.uint64(v)] = src[v]
+
+
+@cpu_kernel
+def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, parts, relu):
+    """y[n, o] = bias[o] + sum over the taps t of wt[o, t, 0] * plane[offs[t] + pos] for the outputs
+    pos = p*Wp + q on the padded width (q < Q stored), a run of NT outputs at a time, where ``plane`` holds
+    the J input planes o*J // D .. + J - 1 of image n, each placed at (top, left) of an Hp x Wp zero plane.
+
+    The forward has J = 1, D = m (output plane o reads input plane o // m, taps (r, s)); the input gradient
+    has J = m, D = 1 (input plane c gathers the m delta planes c*m + j, each with its flipped taps: offs[j*R*S
+    + t] includes j*Hp*Wp). The items (output planes) are split into ``parts`` ranges, one per thread, each
+    with its own zero-bordered buffer, allocated once: the input is read once and never padded in memory."""
+    N, O, P, Q = y.shape
+    T = offs.size
+    L = (P - 1) * Wp + Q  # the wide positions that hold outputs
+    items = N * O
+    parts = max(1, min(parts, items))
+    bufs = np.zeros((parts, J * Hp * Wp + NT), x.dtype)  # NT of slack: the last run reads past its outputs
+    z = np.zeros(1, y.dtype)[0]
+    for part in prange(parts):  # each part owns its buffer and its output planes
+        buf = bufs[part]
+        acc = accumulators(y.dtype)
+        last = -1
+        for it in range(part * items // parts, (part + 1) * items // parts):
+            n = it // O
+            o = it - n * O
+            src = n * x.shape[1] + o * J // D
+            if src != last:  # (the m outputs of one input plane share its copy)
+                _fill_planes(buf, x, n, o * J // D, J, top, left, Hp, Wp)
+                last = src
+            a = wt[o]
+            for t0 in range(0, L, NT):
+                outer(a, buf, offs, t0, T, acc, 1, NT, NT)
+                store_wide_run(acc, y, n, o, t0, min(NT, L - t0), Wp, Q, 1, 1, bias, relu, z, 1, NT, 0, 1, 0, 1)
+    return y
+
+
+@cpu_kernel
+def depthwise_weight_dot(x, top, left, Hp, Wp, offs, dy, dw, db, parts):
+    """Stride-1 weight gradient: dw[k, 0, r, s] += sum_n dyw[n, k] . plane[offs[r*S + s]:][:L], where plane
+    is input plane (n, k // m) at (top, left) of a zero Hp x Wp plane and dyw the delta laid on the padded
+    width (zeros past column Q); db[k] += sum dy[n, k] when db has K entries. The output channels are split
+    into ``parts`` ranges, one per thread, each with its own buffers; each channel sums the batch in order.
+    (A junk column pairs a zero delta with an input: a non-finite input makes the result non-finite, and the
+    caller then takes the exact kernel.)"""
+    N, K, P, Q = dy.shape
+    C = x.shape[1]
+    m = K // C
+    T = offs.size
+    L = (P - 1) * Wp + Q
+    bias = db.size > 0
+    dwf = dw.reshape(K, T)
+    parts = max(1, min(parts, K))
+    planes = np.zeros((parts, Hp * Wp), x.dtype)
+    rows = np.zeros((parts, L), dy.dtype)  # the junk columns stay zero
+    z = np.zeros(1, dy.dtype)[0]
+    for part in prange(parts):  # each part owns its buffers and its output channels
+        plane, row = planes[part], rows[part]
+        acc = np.zeros(T, np.float64)
+        for k in range(part * K // parts, (part + 1) * K // parts):
+            for t in range(T):
+                acc[t] = 0.0
+            sdb = 0.0
+            for n in range(N):
+                _fill_planes(plane, x, n, k // m, 1, top, left, Hp, Wp)
+                v = z  # (sums in the delta's type vectorise; a float64 chain here cost most of the kernel)
+                for p in range(P):
+                    src = dy[n, k, p]
+                    o = p * Wp
+                    for q in range(Q):
+                        row[o + q] = src[q]
+                        v += src[q]
+                sdb += v
+                for t0 in range(0, T, 4):  # four taps per pass over the row: each row value loaded once
+                    b0, b1 = plane[offs[t0]:], plane[offs[min(t0 + 1, T - 1)]:]
+                    b2, b3 = plane[offs[min(t0 + 2, T - 1)]:], plane[offs[min(t0 + 3, T - 1)]:]
+                    v = dot1x4(row, b0, b1, b2, b3, L, z)
+                    for i in range(min(4, T - t0)):
+                        acc[t0 + i] += v[i]
+            for t in range(T):
+                dwf[k, t] += acc[t]
+            if bias:
+                db[k] += sdb
+    return dw
 
 
 @cpu_kernel(parallel=False, inline=True)

@@ -7,8 +7,14 @@ names and arguments (a test checks both sets).
 import numpy as np
 from numba import get_num_threads
 
-from .blocks import MT, NR
-from .depthwise import depthwise_backward_input, depthwise_backward_weight, depthwise_forward
+from .blocks import MT, NR, NT
+from .depthwise import (
+    depthwise_backward_input,
+    depthwise_backward_weight,
+    depthwise_forward,
+    depthwise_unpacked,
+    depthwise_weight_dot,
+)
 from .dense import linear_backward_input, linear_backward_weight, linear_forward
 from .elementwise import (
     adam_update,
@@ -183,6 +189,56 @@ def _weight_grad(dy, x, dw, db, stride, padding, dilation):
     return dw
 
 
+def _depthwise_taps(R, S, Wp, dil_h, dil_w):
+    """Where tap (r, s) reads from its output's position in a plane Wp wide: r*dil_h*Wp + s*dil_w."""
+    return (np.arange(R)[:, None] * dil_h * Wp + np.arange(S)[None, :] * dil_w).reshape(-1).astype(np.int64)
+
+
+def _depthwise_forward(x, w, b, y, stride, padding, dilation, relu):
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    x = contiguous(x)
+    if (sh, sw) != (1, 1):
+        return depthwise_forward(x, contiguous(w), b, y, sh, sw, ph, pw, dil_h, dil_w, relu)
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    wt = np.ascontiguousarray(w.reshape(K, R * S, 1))
+    return depthwise_unpacked(x, ph, pw, Hp, Wp, _depthwise_taps(R, S, Wp, dil_h, dil_w), wt, b, y, 1, K // C,
+                              get_num_threads(), relu)
+
+
+def _depthwise_input_grad(dy, w, dx, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    N, K, P, Q = dy.shape
+    C, H, W = dx.shape[1:]
+    R, S = w.shape[2:]
+    eh, ew = dil_h * (R - 1), dil_w * (S - 1)
+    if (sh, sw) != (1, 1) or eh < ph or ew < pw:  # (a padding wider than the kernel: rows to crop)
+        return depthwise_backward_input(contiguous(dy), contiguous(w), dx, sh, sw, ph, pw, dil_h, dil_w)
+    m = K // C
+    Hd, Wd = H + eh, W + ew  # the delta bordered by eh - ph rows and ew - pw columns
+    offs = (np.arange(m)[:, None] * Hd * Wd + _depthwise_taps(R, S, Wd, dil_h, dil_w)[None, :]).reshape(-1)
+    wt = np.ascontiguousarray(w[:, 0, ::-1, ::-1].reshape(C, m * R * S, 1))  # the flipped taps, m per input
+    return depthwise_unpacked(contiguous(dy), eh - ph, ew - pw, Hd, Wd, offs, wt, np.zeros(C, dx.dtype), dx, m, 1,
+                              get_num_threads(), False)
+
+
+def _depthwise_weight_grad(dy, x, dw, db, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
+    x, dy = contiguous(x), contiguous(dy)
+    if (sh, sw) == (1, 1):
+        H, W = x.shape[2:]
+        R, S = dw.shape[2:]
+        Wp = W + 2 * pw
+        depthwise_weight_dot(x, ph, pw, H + 2 * ph, Wp, _depthwise_taps(R, S, Wp, dil_h, dil_w), dy, dw, db,
+                             get_num_threads())
+        with np.errstate(invalid="ignore"):
+            if np.isfinite(dw).all() and np.isfinite(db).all():
+                return dw
+        dw[...], db[...] = 0, 0  # a non-finite input met a junk column (or the sums are truly so): exactly
+    return depthwise_backward_weight(dy, x, dw, db, sh, sw, ph, pw, dil_h, dil_w)
+
+
 def _group(a, g, groups):
     """Channels of group g of an (N, C, H, W) array, as a contiguous copy."""
     N, C = a.shape[:2]
@@ -200,9 +256,8 @@ def conv2d_forward(x, w, b, y, stride, padding, dilation, relu, groups):
     contiguous copies of each group's channels."""
     if groups == 1:
         return _forward(x, w, b, y, stride, padding, dilation, relu)
-    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     if groups == x.shape[1]:
-        return depthwise_forward(contiguous(x), contiguous(w), b, y, sh, sw, ph, pw, dil_h, dil_w, relu)
+        return _depthwise_forward(x, w, b, y, stride, padding, dilation, relu)
     Kg = w.shape[0] // groups
     for g in range(groups):
         part = np.empty((y.shape[0], Kg, y.shape[2], y.shape[3]), y.dtype)
@@ -218,9 +273,8 @@ def conv2d_backward_input(dy, w, dx, stride, padding, dilation, groups):
     depthwise kernel)."""
     if groups == 1:
         return _input_grad(dy, w, dx, stride, padding, dilation)
-    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     if groups == dx.shape[1]:
-        return depthwise_backward_input(contiguous(dy), contiguous(w), dx, sh, sw, ph, pw, dil_h, dil_w)
+        return _depthwise_input_grad(dy, w, dx, stride, padding, dilation)
     Kg = w.shape[0] // groups
     for g in range(groups):
         part = np.empty((dx.shape[0], dx.shape[1] // groups, dx.shape[2], dx.shape[3]), dx.dtype)
@@ -234,9 +288,8 @@ def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation, groups):
     entries (summed while the kernel reads the delta anyway), nothing when it has none."""
     if groups == 1:
         return _weight_grad(dy, x, dw, db, stride, padding, dilation)
-    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     if groups == x.shape[1]:
-        return depthwise_backward_weight(contiguous(dy), contiguous(x), dw, db, sh, sw, ph, pw, dil_h, dil_w)
+        return _depthwise_weight_grad(dy, x, dw, db, stride, padding, dilation)
     Kg = dw.shape[0] // groups
     for g in range(groups):
         dbg = db[g * Kg : (g + 1) * Kg] if db.size else db

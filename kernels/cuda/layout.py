@@ -3,7 +3,7 @@ gradient, and weight matrices (plain or 180-degree flipped and channel-transpose
 from numba import cuda
 
 from ._launch import kernel, launch
-from .memory import zeros
+from .memory import device_array, zeros
 
 
 @kernel("T[:,:,:,:], T[:,:,:,:], i8, i8, i8, i8")
@@ -66,7 +66,7 @@ def weight_matrix(w, flip=False, groups=1):
     input gradient instead, (C, K/groups*R*S) rows (with the same ``groups``)."""
     K, Cg, R, S = w.shape
     rows, inner = (Cg * groups, K // groups) if flip else (K, Cg)
-    w2 = cuda.device_array((rows, inner * R * S), w.dtype)
+    w2 = device_array((rows, inner * R * S), w.dtype)
     launch(_weight_matrix, w.size, w, w2, flip, groups)
     return w2
 

@@ -1,8 +1,8 @@
 """The CUDA target's op-level entry points, twins of ``kernels/cpu/plan.py``: the same names and arguments,
 taking and returning device arrays. Importing this needs numba-cuda (``pip install "fastconv[cuda]"``)."""
 import numpy as np
-from numba import cuda
 
+from . import memory
 from .dense import linear_backward_input, linear_backward_weight, linear_forward
 from .elementwise import (
     adam_update,
@@ -52,14 +52,14 @@ __all__ = [
 # --- arrays --------------------------------------------------------------------------------------------------
 
 def empty(shape, dtype):
-    return cuda.device_array(shape, dtype)
+    return memory.device_array(shape, dtype)
 
 
 def asarray(a):
     """A host array (or a device array, returned as it is) as a contiguous device array."""
-    if hasattr(a, "__cuda_array_interface__"):
-        return contiguous(a)
-    return cuda.to_device(np.ascontiguousarray(a))
+    if isinstance(a, np.ndarray) or np.isscalar(a):
+        return memory.to_device(np.asarray(a))
+    return contiguous(a)
 
 
 def flat(a):

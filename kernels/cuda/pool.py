@@ -7,6 +7,7 @@ import math
 from numba import cuda
 
 from ._launch import kernel, launch
+from .memory import to_device
 
 
 @kernel("T[:,:,:,:], T[:,:,:,:], i8[:,:,:,:], i8, i8, i8, i8, i8, i8, i8, i8")
@@ -82,7 +83,7 @@ def _avg_forward(x, y, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
 
 
 def avg_pool2d_forward(x, y, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
-    launch(_avg_forward, y.size, x, y, kh, kw, sh, sw, ph, pw, cuda.to_device(inv_h), cuda.to_device(inv_w))
+    launch(_avg_forward, y.size, x, y, kh, kw, sh, sw, ph, pw, to_device(inv_h), to_device(inv_w))
     return y
 
 
@@ -104,5 +105,5 @@ def _avg_backward(dy, dx, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
 
 
 def avg_pool2d_backward(dy, dx, kh, kw, sh, sw, ph, pw, inv_h, inv_w):
-    launch(_avg_backward, dx.size, dy, dx, kh, kw, sh, sw, ph, pw, cuda.to_device(inv_h), cuda.to_device(inv_w))
+    launch(_avg_backward, dx.size, dy, dx, kh, kw, sh, sw, ph, pw, to_device(inv_h), to_device(inv_w))
     return dx
