@@ -40,6 +40,21 @@ def describe():
         return f"available ({e})"
 
 
+def simulated():
+    """True under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    import numba
+
+    return bool(getattr(numba.config, "ENABLE_CUDASIM", 0))
+
+
+def synchronize():
+    """Wait for the GPU's queued work (nothing to wait for under the simulator)."""
+    if not simulated():
+        from numba import cuda
+
+        cuda.synchronize()
+
+
 def require():
     if not is_available():
         raise RuntimeError(f"CUDA was asked for but is {describe()}")

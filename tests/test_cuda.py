@@ -31,15 +31,22 @@ def test_both_plans_offer_the_same_entry_points():
             assert list(inspect.signature(f_cpu).parameters) == list(inspect.signature(f_cuda).parameters), name
 
 
-def test_every_cuda_kernel_against_the_cpu_under_the_simulator(tmp_path):
+TARGET = os.environ.get("FASTCONV_CUDA_TESTS", "simulator")  # "device": the same check on the real GPU
+
+
+def test_every_cuda_kernel_against_the_cpu(tmp_path):
     """Numba's CUDA simulator, with 8 threads per block and at most 3 blocks, so tiny inputs span several
     blocks and every grid-stride loop wraps; then a whole LeNet-5 training step (SGD and Adam) on both
     targets and `train --device cuda`. Every device array is the strict DeviceNDArray stand-in
     (strict_device.py): an attribute only the simulator's fake arrays have, or a hidden transpose, fails."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTCONV_CUDA_TPB="8", FASTCONV_CUDA_MAX_BLOCKS="3",
-               PYTHONPATH=str(HERE))
-    r = subprocess.run([sys.executable, str(HERE / "cuda_sim_check.py"), "--strict"], env=env, cwd=tmp_path,
-                       capture_output=True, text=True, timeout=1200)
+    if TARGET == "device":
+        if not fcuda.is_available():
+            pytest.skip("FASTCONV_CUDA_TESTS=device, but no GPU answers")
+        env = dict(os.environ, FASTCONV_CUDA_TPB="64")
+    else:
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTCONV_CUDA_TPB="8", FASTCONV_CUDA_MAX_BLOCKS="3")
+    r = subprocess.run([sys.executable, "-m", "fastconv.benchmarks.cuda_check", "--strict", "--no-timing"], env=env,
+                       cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert "comparisons passed" in r.stdout
 
@@ -79,7 +86,7 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
 def test_strict_stand_in_has_only_the_device_array_api():
     """The stand-in refuses what numba-cuda's DeviceNDArray lacks (numpy's itemsize, astype, arithmetic) and the
     transposes that would launch a copy kernel; what it has behaves as the array it wraps."""
-    from strict_device import HiddenTransposeError, StrictDeviceArray
+    from fastconv.benchmarks.strict_device import HiddenTransposeError, StrictDeviceArray
 
     class Fake:  # the few methods of a simulator array the stand-in forwards to
         def __init__(self, a):

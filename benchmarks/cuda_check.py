@@ -1,10 +1,19 @@
-"""Every CUDA kernel against the CPU kernels, and a whole LeNet-5 training step on both targets.
+"""The CUDA target's whole check: every op against the CPU target, training steps of LeNet-5 and a residual
+network on both targets, ``train --device cuda``, arrays of other CUDA libraries; then, on a real GPU, a timing
+summary of LeNet-5 and ResNet-20 training steps against the CPU target and PyTorch's CUDA build when present.
 
-Run by test_cuda.py in a child process with NUMBA_ENABLE_CUDASIM=1 (Numba's CUDA simulator: no GPU needed)
-and small FASTCONV_CUDA_TPB / FASTCONV_CUDA_MAX_BLOCKS, so tiny inputs span several blocks. On a real GPU it runs
-unchanged (without the simulator) as the GPU's own check.
+    python -m fastconv.benchmarks.cuda_check [--out DIR] [--strict] [--no-timing]
+
+The tests run it in a child process under Numba's simulator (NUMBA_ENABLE_CUDASIM=1, no GPU needed) with small
+FASTCONV_CUDA_TPB / FASTCONV_CUDA_MAX_BLOCKS, so tiny inputs span several blocks, and with ``--strict``: every
+device array is then a stand-in with only numba-cuda's DeviceNDArray API (``strict_device``). On a GPU the
+same command runs the real kernels; results go to DIR/cuda_check.json and .md.
 """
+import argparse
+import json
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -209,10 +218,89 @@ def train_on_device(tmp):
     checked.append("train --device cuda")
 
 
-def main():
+def _step(model, x, y, train):
+    """One training step (SGD) or inference pass, as a zero-argument function."""
+    crit, opt = nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        if train:
+            model.zero_grad()
+            crit(model(x), y)
+            model.backward(crit.backward())
+            opt.step()
+        else:
+            model(x)
+    return step
+
+
+def _ms(fn, reps):
+    fn()
+    fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    fcuda.synchronize()
+    return 1000 * (time.perf_counter() - t) / reps
+
+
+def timings(reps=20):
+    """Images per second of LeNet-5 and ResNet-20 training steps at batch 64 and 256: fastconv on the GPU and
+    the CPU, and PyTorch on the GPU when it has a CUDA build."""
+    from fastconv.models import resnet20
+
+    rows = []
+    for name, make, shape in (("lenet5", lenet5, (1, 28, 28)), ("resnet20", resnet20, (3, 32, 32))):
+        for batch in (64, 256):
+            rng = np.random.default_rng(0)
+            x, y = rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, 10, batch)
+            row = {"model": name, "batch": batch}
+            nn.manual_seed(0)
+            gpu = make().to("cuda").set_input_grad(False)
+            row["fastconv_cuda"] = batch / (_ms(_step(gpu, fcuda.to_device(x), y, True), reps) / 1000)
+            nn.manual_seed(0)
+            row["fastconv_cpu"] = batch / (_ms(_step(make().set_input_grad(False), x, y, True), max(2, reps // 10)) / 1000)
+            row["torch_cuda"] = _torch_cuda(name, x, y, reps)
+            rows.append(row)
+    return rows
+
+
+def _torch_cuda(name, x, y, reps):
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    from fastconv.benchmarks.peers import torch_lenet5, torch_resnet20
+
+    model = (torch_lenet5() if name == "lenet5" else torch_resnet20()).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(tx), ty).backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        step()
+    torch.cuda.synchronize()
+    return len(y) / ((time.perf_counter() - t) / reps)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m fastconv.benchmarks.cuda_check")
+    p.add_argument("--out", help="folder for cuda_check.json and cuda_check.md")
+    p.add_argument("--strict", action="store_true", help="every device array as the strict DeviceNDArray stand-in")
+    p.add_argument("--no-timing", action="store_true", help="the checks only")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
     assert fcuda.is_available(), fcuda.describe()
-    if "--strict" in sys.argv:  # every device array as the strict DeviceNDArray stand-in (see strict_device.py)
-        import strict_device
+    if args.strict:
+        from fastconv.benchmarks import strict_device
 
         strict_device.install()
         assert isinstance(fcuda.to_device(np.zeros(2)), strict_device.StrictDeviceArray)
@@ -229,6 +317,21 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         train_on_device(tmp)
     print(f"cuda check: {len(checked)} comparisons passed")
+    report = {"device": fcuda.describe(), "comparisons": len(checked)}
+    if not args.no_timing and not fcuda.simulated():
+        report["timings"] = timings()
+        for r in report["timings"]:
+            print(json.dumps(r))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cuda_check.json").write_text(json.dumps(report, indent=1))
+        lines = [f"{report['device']}: {report['comparisons']} comparisons passed", ""]
+        if "timings" in report:
+            lines += ["| model | batch | fastconv cuda img/s | fastconv cpu img/s | torch cuda img/s |", "| --- | ---: | ---: | ---: | ---: |"]
+            lines += [f"| {r['model']} | {r['batch']} | {r['fastconv_cuda']:,.0f} | {r['fastconv_cpu']:,.0f} | "
+                      + (f"{r['torch_cuda']:,.0f}" if r["torch_cuda"] else "-") + " |" for r in report["timings"]]
+        (out / "cuda_check.md").write_text("\n".join(lines) + "\n")
     return 0
 
 
