@@ -4,8 +4,6 @@ arrays (anything with ``__cuda_array_interface__``: Numba device arrays, CuPy ar
 Without numba-cuda or a GPU everything here says so clearly, and the CPU target works unchanged. Under Numba's
 simulator (``NUMBA_ENABLE_CUDASIM=1``) the same code runs on the CPU, for tests.
 """
-import numpy as np
-
 from ._checks import is_device_array
 
 

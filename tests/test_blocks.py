@@ -3,12 +3,9 @@ differences, buffers, checkpoints and the errors."""
 import numpy as np
 import pytest
 
-import fastconv as fc
 from fastconv import checkpoint, nn
 from fastconv.models import resnet20
-from helpers import assert_close_fd
 import reference as ref
-from reference import numeric_grad
 from test_nn import _fd_layer
 
 

@@ -7,7 +7,7 @@ names and arguments (a test checks both sets).
 import numpy as np
 from numba import get_num_threads
 
-from .blocks import MT, NR, NT
+from .blocks import MT, NR
 from .depthwise import (
     depthwise_backward_input,
     depthwise_backward_weight,
