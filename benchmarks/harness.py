@@ -95,7 +95,7 @@ def blas_info():
     return info
 
 
-def lenet_throughput(batch, train, engine, min_time, model="lenet5"):
+def model_throughput(batch, train, engine, min_time, model="lenet5"):
     """Images per second of a training step (Adam) or an inference pass of a model, fastconv or torch."""
     return batch / (median_ms(model_call(model, batch, train, engine), min_time) / 1000)
 
@@ -113,7 +113,7 @@ def model_call(name, batch, train, engine):
         from fastconv import models, nn, optim
 
         nn.manual_seed(0)
-        model, crit = getattr(models, name)().set_input_grad(False), nn.CrossEntropyLoss()  # like torch
+        model, crit = getattr(models, name)(), nn.CrossEntropyLoss()  # (a network computes no dx for its images)
         opt = optim.Adam(model.parameters())
 
         def step():

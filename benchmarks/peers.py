@@ -75,15 +75,20 @@ class Im2col:
         return None  # (not an im2col op)
 
     def conv(self, case, which):
-        if case.groups > 1:
-            return None  # (the textbook lowering has no groups)
+        """The textbook lowering; with groups, one lowering per group on its slices of the channels."""
         x, w, b, dy = conv_inputs(case)
         kw = dict(stride=(case.stride,) * 2, padding=(case.padding,) * 2)
-        return {
-            "forward": lambda: im2col.conv2d(x, w, b, **kw),
-            "dx": lambda: im2col.conv2d_backward_input(dy, w, x.shape, **kw),
-            "dw": lambda: im2col.conv2d_backward_weight(dy, x, w.shape, **kw),
+        G, Cg, Kg = case.groups, case.C // case.groups, case.K // case.groups
+        xs = [x[:, g * Cg : (g + 1) * Cg] for g in range(G)]
+        ws = [w[g * Kg : (g + 1) * Kg] for g in range(G)]
+        dys = [dy[:, g * Kg : (g + 1) * Kg] for g in range(G)]
+        per_group = {
+            "forward": lambda g: im2col.conv2d(xs[g], ws[g], b[g * Kg : (g + 1) * Kg], **kw),
+            "dx": lambda g: im2col.conv2d_backward_input(dys[g], ws[g], xs[g].shape, **kw),
+            "dw": lambda g: im2col.conv2d_backward_weight(dys[g], xs[g], ws[g].shape, **kw),
         }[which]
+        axis = 0 if which == "dw" else 1
+        return (lambda: per_group(0)) if G == 1 else (lambda: np.concatenate([per_group(g) for g in range(G)], axis))
 
     def pool(self, case, which):
         x, dy = pool_inputs(case)

@@ -1,5 +1,5 @@
-"""pytest-benchmark suite: every conv pass and pooling pass, fastconv and each peer, one group per case and
-pass. Correctness against the other engines is asserted in the same run. With --benchmark-disable (the
+"""pytest-benchmark suite: every conv, pooling and BatchNorm pass, fastconv and each peer, one group per case
+and pass. Correctness against the other engines is asserted in the same run. With --benchmark-disable (the
 default in pyproject) each function runs once, so this doubles as a plain test.
 
     pytest benchmarks --benchmark-enable --benchmark-columns=median,iqr,rounds
@@ -34,3 +34,17 @@ def test_pool(benchmark, case, which, engine):
     result = _bench(benchmark, ENGINES[engine].pool(case, which))
     reference = ENGINES["im2col" if engine == "fastconv" else "fastconv"].pool(case, which)()
     peers.assert_same(result, reference, f"{engine} {case.name} {which}")
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES, key=lambda n: n != "fastconv"))
+@pytest.mark.parametrize("which", cases.NORM_PASSES)
+@pytest.mark.parametrize("case", cases.NORM, ids=lambda c: c.name)
+def test_norm(benchmark, case, which, engine):
+    fn = ENGINES[engine].norm(case, which)
+    if fn is None:
+        pytest.skip(f"{engine} has no BatchNorm")
+    benchmark.group = f"norm {case.name} {which}"
+    result = _bench(benchmark, fn)
+    others = [e for e in ENGINES.values() if e.name != engine and e.norm(case, which) is not None]
+    if others:
+        peers.assert_same(result, others[0].norm(case, which)(), f"{engine} {case.name} {which}")

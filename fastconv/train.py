@@ -172,7 +172,6 @@ def train(cfg, split=None, log=print):
     if cfg.device == "cuda":
         model.to("cuda")
         opt = _rebind(opt, model)
-    model.set_input_grad(False)  # the images need no gradient: skip the first layer's dX
     if cfg.device == "cpu":
         firstrun.notice(log)
     crit = nn.CrossEntropyLoss()

@@ -62,7 +62,7 @@ def test_batch_norm_training_gradients_match_finite_differences(rng, relu):
     layer = _bn(3, rng)
     x = rng.standard_normal((2, 3, 4, 5))
     if relu:  # BatchNorm2D then ReLU, fused by Sequential (inputs kept away from the kink)
-        net = nn.Sequential(layer, nn.ReLU())
+        net = nn.Sequential(layer, nn.ReLU()).set_input_grad(True)
         _fd_layer(net, x, rng)
         assert net._bn_relu == {0}
     else:
@@ -97,7 +97,7 @@ def test_residual_with_batch_norm_whole_network_gradient_check():
                                       nn.Conv2D(4, 4, 3, padding=1, bias=False), nn.BatchNorm2D(4)),
                         nn.Sequential(nn.Conv2D(2, 4, 1, stride=2, bias=False), nn.BatchNorm2D(4)))
     m = nn.Sequential(nn.Conv2D(1, 2, 3, padding=1), nn.BatchNorm2D(2), nn.ReLU(), nn.Sequential(block, nn.ReLU()),
-                      nn.GlobalAvgPool2D(), nn.Flatten(), nn.Linear(4, 3)).to(np.float64)
+                      nn.GlobalAvgPool2D(), nn.Flatten(), nn.Linear(4, 3)).to(np.float64).set_input_grad(True)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3, 1, 6, 6))
     labels = np.array([0, 2, 1])

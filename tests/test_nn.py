@@ -148,7 +148,7 @@ def test_lenet5_structure_and_names():
 def test_lenet5_whole_network_gradient_check():
     """Every parameter's gradient (a sample of entries each) and the input's against finite differences, float64."""
     nn.manual_seed(1)
-    m = lenet5().to(np.float64)
+    m = lenet5().to(np.float64).set_input_grad(True)  # (a network computes dx only when asked)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 1, 28, 28))
     labels = np.array([3, 7])
@@ -213,17 +213,18 @@ def test_module_train_eval_propagates():
 
 
 def test_set_input_grad_skips_only_the_first_layers_dx(rng):
+    """A network computes no gradient for its input unless asked (by default, as PyTorch does for an input
+    that does not require one); the parameters' gradients are the same either way."""
     nn.manual_seed(4)
-    a, b = lenet5(), lenet5()
+    a, b = lenet5().set_input_grad(True), lenet5()
     b.load_state_dict(a.state_dict())
-    b.set_input_grad(False)
-    assert not b[0].input_grad and b[3].input_grad
+    assert not b.input_grad and not b[0].input_grad and b[3].input_grad and a[0].input_grad
     x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
     crit = nn.CrossEntropyLoss()
     for m in (a, b):
         crit(m(x), [1, 2])
         dx = m.backward(crit.backward())
-    assert dx is None
+        assert (dx is None) == (m is b)
     for (k, p), q in zip(a.named_parameters(), b.parameters()):
         np.testing.assert_array_equal(p.grad, q.grad, err_msg=k)
 
@@ -234,7 +235,7 @@ def test_relu_then_max_pool_backward_equals_the_chain(rng, pool):
     the result must equal ReLU backward after MaxPool backward, also with overlapping windows and NaN."""
     x = rng.standard_normal((2, 3, 7, 6))
     x[0, 1, 2, 3] = np.nan
-    seq = nn.Sequential(nn.ReLU(), nn.MaxPool2D(*pool))
+    seq = nn.Sequential(nn.ReLU(), nn.MaxPool2D(*pool)).set_input_grad(True)
     y = seq(x)
     dy = rng.standard_normal(y.shape)
     r = fc.relu(x)

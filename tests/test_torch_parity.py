@@ -25,6 +25,7 @@ def _batch(seed):
 
 def test_forward_and_gradients_agree():
     ours, theirs = _pair()
+    ours.set_input_grad(True)
     x, y = _batch(0)
     crit = nn.CrossEntropyLoss()
     loss = crit(ours(x), y)

@@ -12,6 +12,13 @@ def _relu_then_max_pool(m, nxt):
 class Sequential(Module):
     """Modules applied in order; children are named "0", "1", ... as in PyTorch.
 
+    A Sequential is a network: as in PyTorch, where no gradient is computed for an input that does not ask
+    for one, ``backward`` computes no gradient with respect to its input (the images) and returns None, unless
+    asked with ``set_input_grad(True)``; then it returns dx. (Its first layer skips that work: the input
+    gradient of a first convolution is about half of its backward pass.) Containers ask it of the containers
+    they hold wherever the gradient flows on: a Sequential of every child but its first, a Residual of both
+    branches.
+
     Fusions: a Conv2D followed by a ReLU runs the ReLU in the convolution's epilogue (the ReLU's backward
     then reads the conv's output); a BatchNorm2D followed by a ReLU applies the ReLU inside the normalisation,
     forward and backward (the ReLU is skipped both ways); a ReLU followed by a MaxPool2D applies the ReLU's
@@ -23,7 +30,10 @@ class Sequential(Module):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at position {i}")
             setattr(self, str(i), m)
+            if i > 0:
+                m.set_input_grad(True)  # its dx is the delta of the layer before it
         self._bn_relu = set()  # indices of the BatchNorm2D layers that ran with their ReLU in the last forward
+        self.set_input_grad(False)
 
     def __len__(self):
         return len(self._children)
@@ -77,7 +87,7 @@ class Sequential(Module):
             else:
                 dy = m.backward(dy)
                 i -= 1
-        return dy
+        return dy if self.input_grad else None
 
 
 class Residual(Module):
@@ -91,7 +101,8 @@ class Residual(Module):
                 raise TypeError(f"Residual's {name} must be a Module, got {type(m).__name__}")
         if body is None:
             raise TypeError("Residual needs a body Module")
-        self.body = body
+        self.body = body.set_input_grad(True)  # both branches' input gradients are summed
+        shortcut = None if shortcut is None else shortcut.set_input_grad(True)
         if shortcut is not None:
             self.shortcut = shortcut
         else:

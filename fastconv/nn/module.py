@@ -178,8 +178,8 @@ class Module:
         return self
 
     def set_input_grad(self, flag):
-        """Whether ``backward`` must return dx. A network's first layer rarely needs it (its input is data):
-        with False, layers that can skip that work (Conv2D, Linear) return None instead."""
+        """Whether ``backward`` must return dx (True by default for a layer; a Sequential network asks for it
+        only when told so). With False, layers that can skip that work (Conv2D, Linear) return None instead."""
         object.__setattr__(self, "input_grad", bool(flag))
         return self
 

@@ -1,11 +1,11 @@
 """Depthwise convolution (groups == C): each output channel k reads one input channel, k // m, where m = K / C
 is the channel multiplier. A per-channel stencil, memory-bound.
 
-Stride 1 (any dilation) runs on padded planes laid out as the unpacked product lays them (``product``):
-outputs on the padded width, so each tap of a run of NT outputs reads NT consecutive inputs, and the run's
-accumulators stay in registers for every tap (``micro.outer`` with a one-row block): ``depthwise_unpacked``
-for the forward and the input gradient (the full correlation of the padded delta with the flipped taps), and
-``depthwise_weight_dot`` for the weight gradient (one long dot product per tap). Strided passes sweep rows,
+Stride 1 (any dilation) runs on zero-bordered copies of one plane at a time, in a buffer per thread: each
+tap of NT outputs of a row reads NT consecutive inputs, and their accumulators stay in registers for every tap
+(``micro.outer`` with a one-row block): ``depthwise_unpacked`` for the forward and the input gradient (the full
+correlation of the bordered delta with the flipped taps), and ``depthwise_weight_dot`` for the weight gradient
+(dot products along the padded width). Strided passes sweep rows,
 one tap at a time, with the valid range of each tap worked out once (``ranges.inside``).
 
 Each prange iteration owns what it writes: a (n, k) output plane in the forward, a (n, c) input plane in the
@@ -16,10 +16,10 @@ import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
-from .blocks import NT
+from .blocks import NT, V
 from .dot import dot1x4
+from .intrinsics import store_lanes
 from .micro import accumulators, outer
-from .product import store_wide_run
 from .ranges import inside
 
 
@@ -38,9 +38,10 @@ def _fill_planes(buf, x, n, c0, J, top, left, Hp, Wp):
 
 @cpu_kernel
 def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, parts, relu):
-    """y[n, o] = bias[o] + sum over the taps t of wt[o, t, 0] * plane[offs[t] + pos] for the outputs
-    pos = p*Wp + q on the padded width (q < Q stored), a run of NT outputs at a time, where ``plane`` holds
-    the J input planes o*J // D .. + J - 1 of image n, each placed at (top, left) of an Hp x Wp zero plane.
+    """y[n, o, p, q] = bias[o] + sum over the taps t of wt[o, t, 0] * plane[offs[t] + p*Wp + q], where
+    ``plane`` holds the J input planes o*J // D .. + J - 1 of image n, each placed at (top, left) of an
+    Hp x Wp zero plane. An output row is computed NT columns at a time (``micro.outer`` with a one-row block:
+    the NT accumulators stay in registers for every tap) and stored with masked vector stores.
 
     The forward has J = 1, D = m (output plane o reads input plane o // m, taps (r, s)); the input gradient
     has J = m, D = 1 (input plane c gathers the m delta planes c*m + j, each with its flipped taps: offs[j*R*S
@@ -48,11 +49,9 @@ def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, parts, rel
     with its own zero-bordered buffer, allocated once: the input is read once and never padded in memory."""
     N, O, P, Q = y.shape
     T = offs.size
-    L = (P - 1) * Wp + Q  # the wide positions that hold outputs
     items = N * O
     parts = max(1, min(parts, items))
-    bufs = np.zeros((parts, J * Hp * Wp + NT), x.dtype)  # NT of slack: the last run reads past its outputs
-    z = np.zeros(1, y.dtype)[0]
+    bufs = np.zeros((parts, J * Hp * Wp + NT), x.dtype)  # NT of slack: a row's last block reads past its end
     for part in prange(parts):  # each part owns its buffer and its output planes
         buf = bufs[part]
         acc = accumulators(y.dtype)
@@ -65,9 +64,14 @@ def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, parts, rel
                 _fill_planes(buf, x, n, o * J // D, J, top, left, Hp, Wp)
                 last = src
             a = wt[o]
-            for t0 in range(0, L, NT):
-                outer(a, buf, offs, t0, T, acc, 1, NT, NT)
-                store_wide_run(acc, y, n, o, t0, min(NT, L - t0), Wp, Q, 1, 1, bias, relu, z, 1, NT, 0, 1, 0, 1)
+            b = bias[o]
+            for p in range(P):
+                row = y[n, o, p]
+                for q0 in range(0, Q, NT):
+                    outer(a, buf, offs, p * Wp + q0, T, acc, 1, NT, NT)
+                    cnt = min(NT, Q - q0)
+                    for u in range(0, cnt, V):
+                        store_lanes(acc, np.uint64(u), row, np.uint64(q0 + u), min(V, cnt - u), b, relu)
     return y
 
 
@@ -87,11 +91,10 @@ def depthwise_weight_dot(x, top, left, Hp, Wp, offs, dy, dw, db, parts):
     bias = db.size > 0
     dwf = dw.reshape(K, T)
     parts = max(1, min(parts, K))
-    planes = np.zeros((parts, Hp * Wp), x.dtype)
-    rows = np.zeros((parts, L), dy.dtype)  # the junk columns stay zero
     z = np.zeros(1, dy.dtype)[0]
     for part in prange(parts):  # each part owns its buffers and its output channels
-        plane, row = planes[part], rows[part]
+        plane = np.zeros(Hp * Wp, x.dtype)
+        row = np.zeros(L, dy.dtype)  # the junk columns stay zero
         acc = np.zeros(T, np.float64)
         for k in range(part * K // parts, (part + 1) * K // parts):
             for t in range(T):
@@ -102,9 +105,9 @@ def depthwise_weight_dot(x, top, left, Hp, Wp, offs, dy, dw, db, parts):
                 v = z  # (sums in the delta's type vectorise; a float64 chain here cost most of the kernel)
                 for p in range(P):
                     src = dy[n, k, p]
-                    o = p * Wp
+                    o = np.uint64(p * Wp)  # (unsigned: a signed index would keep the copy from vectorising)
                     for q in range(Q):
-                        row[o + q] = src[q]
+                        row[o + np.uint64(q)] = src[q]
                         v += src[q]
                 sdb += v
                 for t0 in range(0, T, 4):  # four taps per pass over the row: each row value loaded once
