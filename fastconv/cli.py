@@ -24,9 +24,21 @@ def _train(args):
     if args.resume:  # continue with the run's own settings; options given now override them
         stored = checkpoint.load(args.resume).position.get("config", {})
         base.update({k: v for k, v in stored.items() if k in base})
-    base.update(given, resume=args.resume or "", progress=not args.no_progress)
+    base.update(given, resume=args.resume or "", progress=not args.no_progress, distributed=args.distributed)
     cfg = TrainConfig(**base)
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except Exception as e:  # a rank that fails ends the whole job: no other rank waits in a collective forever
+        if cfg.distributed and _world_size() > 1:
+            from . import distributed
+
+            distributed.abort(f"{type(e).__name__}: {e}")
+        raise
+    if cfg.distributed and _world_size() > 1:
+        from . import distributed
+
+        if distributed.rank() != 0:
+            return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"resume with: fastconv train --resume {result.out}/last.npz")
         return 130
@@ -34,6 +46,16 @@ def _train(args):
     print(f"metrics: {result.out}/metrics.json, {result.out}/metrics.csv; curves: {result.out}/curves.png")
     print(f"test accuracy: {100 * result.test_accuracy:.1f}%")
     return 0
+
+
+def _world_size():
+    import sys
+
+    if "mpi4py" not in sys.modules:
+        return 1
+    from . import distributed
+
+    return distributed.world_size()
 
 
 def _evaluate(args):
@@ -114,6 +136,9 @@ def build_parser():
     t.add_argument("--resume", default="", help="checkpoint to resume from (out/last.npz)")
     t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: mpiexec -n N fastconv train --distributed (--batch-size is global; "
+                        "--threads per rank, default cores / ranks per machine)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint")

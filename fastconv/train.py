@@ -35,6 +35,7 @@ class TrainConfig:
     resume: str = ""
     device: str = "cpu"
     progress: bool = True
+    distributed: bool = False  # data-parallel over the MPI world (mpiexec -n N fastconv train --distributed)
 
     def check(self):
         if self.model not in MODELS:
@@ -142,16 +143,46 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self.old)
 
 
+class _Ranks:
+    """The processes a run trains on: this one alone, or the MPI world (``--distributed``), where each takes
+    every world_size-th image of each global batch and of the test set, and rank 0 alone writes."""
+
+    def __init__(self, distributed):
+        self.dist = None
+        if distributed:
+            from . import distributed as dist
+
+            dist.init()
+            self.dist = dist
+        self.rank, self.size = (self.dist.rank(), self.dist.world_size()) if self.dist else (0, 1)
+        self.writer = self.rank == 0
+
+    def local(self, a):
+        return a[self.rank :: self.size]
+
+    def sum(self, *values):
+        return values if self.dist is None else tuple(float(v) for v in self.dist.allreduce_sum(np.array(values, float)))
+
+    def any(self, flag):
+        return flag if self.dist is None else self.dist.any_rank(flag)
+
+
 def train(cfg, split=None, log=print):
     """Train as ``cfg`` says; returns a :class:`Result`. ``split`` overrides ``cfg.data`` (tests use it)."""
     cfg.check()
-    if cfg.threads:
+    ranks = _Ranks(cfg.distributed)
+    if cfg.batch_size % ranks.size:
+        raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be divisible by the {ranks.size} ranks")
+    if cfg.threads or ranks.dist:
         from . import set_num_threads
 
-        set_num_threads(cfg.threads)
+        set_num_threads(cfg.threads or ranks.dist.default_threads())
+    if not ranks.writer:
+        log = lambda *a, **k: None  # noqa: E731  (rank 0 alone prints)
     split = split or data.load(cfg.data)
     out = Path(cfg.out or f"runs/{cfg.model}")
-    out.mkdir(parents=True, exist_ok=True)
+    if ranks.writer:
+        out.mkdir(parents=True, exist_ok=True)
     n = len(split.y_train)
     per_epoch = math.ceil(n / cfg.batch_size)
     total = per_epoch * cfg.epochs
@@ -169,6 +200,8 @@ def train(cfg, split=None, log=print):
         model = MODELS[cfg.model]()
         opt = _make_optimizer(cfg, model)
         epoch, start_batch, history, best = 0, 0, [], 0.0
+    if ranks.dist:
+        ranks.dist.broadcast_parameters(model)  # every rank starts from rank 0's parameters
     if cfg.device == "cuda":
         model.to("cuda")
         opt = _rebind(opt, model)
@@ -185,16 +218,18 @@ def train(cfg, split=None, log=print):
         while epoch < cfg.epochs and not interrupted:
             order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
             t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-            bar = _bar(cfg, epoch, per_epoch, start_batch)
+            bar = _bar(cfg, epoch, per_epoch, start_batch) if ranks.writer else None
             for b in range(start_batch, per_epoch):
-                if stop.hit:
+                if ranks.any(stop.hit):  # (every rank stops at the same batch)
                     interrupted = True
-                    checkpoint.save(out / "last.npz", model, opt, position(epoch, b))
+                    if ranks.writer:
+                        checkpoint.save(out / "last.npz", model, opt, position(epoch, b))
                     log(f"interrupted: saved a resumable checkpoint to {out / 'last.npz'} (epoch {epoch + 1}, batch {b})")
                     break
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]  # the global batch
                 rng = batch_rng(cfg.seed, epoch, b)
-                x = data.to_input(shift(split.x_train[idx], rng, cfg.augment))
+                x = data.to_input(ranks.local(shift(split.x_train[idx], rng, cfg.augment)))
+                idx = ranks.local(idx)
                 for i, d in enumerate(dropouts):
                     d._rng = np.random.default_rng([cfg.seed, epoch, b, i])
                 opt.lr = lr_at(cfg, epoch * per_epoch + b, total)
@@ -206,6 +241,8 @@ def train(cfg, split=None, log=print):
                         f"non-finite training loss {loss} at epoch {epoch + 1}, batch {b}: stopping; the last good "
                         f"checkpoints are in {out} (try a lower --lr)")
                 model.backward(crit.backward())
+                if ranks.dist:
+                    ranks.dist.allreduce_gradients(model)
                 opt.step()
                 seen += len(idx)
                 loss_sum += loss * len(idx)
@@ -218,7 +255,11 @@ def train(cfg, split=None, log=print):
             if interrupted:
                 break
             train_time = time.perf_counter() - t0
-            test_loss, test_acc, _ = evaluate(model, split.x_test, split.y_test)
+            seen, loss_sum, correct = ranks.sum(seen, loss_sum, correct)
+            n_test = len(ranks.local(split.y_test))
+            test_loss, test_acc, _ = evaluate(model, ranks.local(split.x_test), ranks.local(split.y_test))
+            test_loss, test_acc, n_test = ranks.sum(test_loss * n_test, test_acc * n_test, n_test)
+            test_loss, test_acc = test_loss / n_test, test_acc / n_test
             row = {"epoch": epoch + 1, "lr": opt.lr, "train_loss": loss_sum / max(seen, 1),
                    "train_accuracy": correct / max(seen, 1), "test_loss": test_loss, "test_accuracy": test_acc,
                    "seconds": train_time, "images_per_second": seen / train_time}
@@ -226,12 +267,14 @@ def train(cfg, split=None, log=print):
             epoch, start_batch = epoch + 1, 0
             if test_acc > best:
                 best = test_acc
-                checkpoint.save(out / "best.npz", model, opt, position(epoch, 0))
-            checkpoint.save(out / "last.npz", model, opt, position(epoch, 0))
-            write_metrics(out, history)
+                if ranks.writer:
+                    checkpoint.save(out / "best.npz", model, opt, position(epoch, 0))
+            if ranks.writer:
+                checkpoint.save(out / "last.npz", model, opt, position(epoch, 0))
+                write_metrics(out, history)
             log(f"epoch {row['epoch']:3d}/{cfg.epochs}  loss {row['train_loss']:.4f}  test loss {test_loss:.4f}  "
                 f"test accuracy {100 * test_acc:.2f}%  {row['images_per_second']:.0f} img/s")
-    if history:
+    if history and ranks.writer:
         plot(out, history)
     final = history[-1]["test_accuracy"] if history else float("nan")
     return Result(final, best, history, interrupted, str(out))

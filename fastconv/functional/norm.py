@@ -15,8 +15,18 @@ __all__ = ["batch_norm2d", "batch_norm2d_backward", "batch_norm2d_inference", "g
            "global_avg_pool2d_backward"]
 
 # What the backward needs from a batch-normalisation forward: the statistics it normalised with (float64, on
-# the host), and the per-channel scale and shift it applied (x's dtype, on x's target).
-BatchNormCache = namedtuple("BatchNormCache", "mean var invstd scale shift batch_stats relu")
+# the host), the per-channel scale and shift it applied (x's dtype, on x's target), and the count M of values
+# per channel the statistics came from (0 for fixed statistics; with data-parallel training, over all ranks).
+BatchNormCache = namedtuple("BatchNormCache", "mean var invstd scale shift n_values relu")
+
+_sum_over_ranks = None  # set by fastconv.distributed.init: sums a float64 array over the ranks
+
+
+def set_rank_reducer(reduce):
+    """Make training-mode batch normalisation use the statistics of the global batch: ``reduce(a)`` returns
+    the sum of a float64 host array over all ranks (None: this process alone)."""
+    global _sum_over_ranks
+    _sum_over_ranks = reduce
 
 
 def _check(x, weight, bias):
@@ -31,14 +41,14 @@ def _check(x, weight, bias):
     return x
 
 
-def _normalise(be, x, mean, var, weight, bias, eps, relu, batch_stats):
+def _normalise(be, x, mean, var, weight, bias, eps, relu, count):
     invstd = 1.0 / np.sqrt(var + eps)
     w, b = to_host(weight).astype(np.float64), to_host(bias).astype(np.float64)
     scale = be.asarray((w * invstd).astype(x.dtype))
     shift = be.asarray((b - mean * w * invstd).astype(x.dtype))
     y = be.empty(x.shape, x.dtype)
     be.batch_norm_apply(be.contiguous(x), scale, shift, y, bool(relu))
-    return y, BatchNormCache(mean, var, invstd, scale, shift, batch_stats, bool(relu))
+    return y, BatchNormCache(mean, var, invstd, scale, shift, count, bool(relu))
 
 
 def batch_norm2d(x, weight, bias, eps=1e-5, relu=False):
@@ -64,7 +74,13 @@ def batch_norm2d(x, weight, bias, eps=1e-5, relu=False):
     be = backend_for(x, weight, bias)
     mean, var = be.zeros((C,), np.float64), be.zeros((C,), np.float64)
     be.batch_norm_stats(be.contiguous(x), mean, var)
-    return _normalise(be, x, to_host(mean), to_host(var), weight, bias, eps, relu, True)
+    mean, var, M = to_host(mean), to_host(var), N * H * W
+    if _sum_over_ranks is not None:  # the global batch's statistics, combined stably from each rank's own
+        M_all = int(_sum_over_ranks(np.array([float(M)]))[0])
+        mean_all = _sum_over_ranks(M * mean) / M_all
+        var = _sum_over_ranks(M * (var + (mean - mean_all) ** 2)) / M_all
+        mean, M = mean_all, M_all
+    return _normalise(be, x, mean, var, weight, bias, eps, relu, M)
 
 
 def batch_norm2d_inference(x, running_mean, running_var, weight, bias, eps=1e-5, relu=False):
@@ -78,7 +94,7 @@ def batch_norm2d_inference(x, running_mean, running_var, weight, bias, eps=1e-5,
     be = backend_for(x, weight, bias)
     mean = to_host(running_mean).astype(np.float64)
     var = to_host(running_var).astype(np.float64)
-    return _normalise(be, x, mean, var, weight, bias, eps, relu, False)
+    return _normalise(be, x, mean, var, weight, bias, eps, relu, 0)
 
 
 def batch_norm2d_backward(dy, x, weight, cache):
@@ -98,11 +114,19 @@ def batch_norm2d_backward(dy, x, weight, cache):
     same_dtype(("dy", "x", "weight"), (dy, x, weight))
     be = backend_for(dy, x, weight)
     C = x.shape[1]
-    dx = be.empty(x.shape, x.dtype)
+    dy, x = be.contiguous(dy), be.contiguous(x)
+    mean, invstd = be.asarray(cache.mean), be.asarray(cache.invstd)
     dweight, dbias = be.empty((C,), x.dtype), be.empty((C,), x.dtype)
-    be.batch_norm_backward(be.contiguous(dy), be.contiguous(x), be.asarray(cache.mean), be.asarray(cache.invstd),
-                           be.contiguous(weight), cache.scale, cache.shift, cache.relu, cache.batch_stats, dx,
-                           dweight, dbias)
+    be.batch_norm_backward_sums(dy, x, mean, invstd, cache.scale, cache.shift, cache.relu, dweight, dbias)
+    sw, sb = dweight, dbias
+    if cache.n_values and _sum_over_ranks is not None:
+        # dx needs the sums over the global batch (whose statistics it was normalised with); the parameters'
+        # gradients stay this rank's share, which the gradient allreduce averages with the others'
+        sw = be.asarray(_sum_over_ranks(to_host(dweight).astype(np.float64)).astype(x.dtype))
+        sb = be.asarray(_sum_over_ranks(to_host(dbias).astype(np.float64)).astype(x.dtype))
+    dx = be.empty(x.shape, x.dtype)
+    be.batch_norm_backward_dx(dy, x, mean, invstd, be.contiguous(weight), cache.scale, cache.shift, cache.relu,
+                              cache.n_values, sw, sb, dx)
     return dx, dweight, dbias
 
 

@@ -55,7 +55,7 @@ class BatchNorm2D(Module):
         self._check_input(x)
         if self.training:
             y, cache = FN.batch_norm2d(x, self.weight.data, self.bias.data, self.eps, relu)
-            self._update_running(cache, int(np.prod(x.shape)) // self.num_features)
+            self._update_running(cache, cache.n_values)
         else:
             y, cache = FN.batch_norm2d_inference(x, self.running_mean, self.running_var, self.weight.data,
                                                  self.bias.data, self.eps, relu)

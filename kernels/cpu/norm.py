@@ -59,46 +59,55 @@ def batch_norm_apply(x, scale, shift, y, relu):
 
 
 @cpu_kernel
-def batch_norm_backward(dy, x, mean, invstd, weight, scale, shift, relu, batch_stats, dx, dweight, dbias):
-    """Gradients of training-mode batch normalisation, y = (x - mean) * invstd * weight + bias (then clamped
-    at zero with ``relu``, whose mask x * scale + shift > 0 is recomputed as the forward computed it): with
-    xhat = (x - mean) * invstd and g the delta after the mask, dbias[c] = sum g, dweight[c] = sum g * xhat, and
-    dx = weight * invstd * (g - dbias / M - xhat * dweight / M), M = N*H*W, when the forward normalised with
-    the batch's statistics (``batch_stats``), and dx = weight * invstd * g when they were fixed (running
-    statistics). dx is uninitialised."""
+def batch_norm_backward_sums(dy, x, mean, invstd, scale, shift, relu, dweight, dbias):
+    """The per-channel sums of the batch-normalisation gradient: with xhat = (x - mean) * invstd and g the
+    delta (zero where the fused ReLU clamped, its mask x * scale + shift > 0 recomputed as the forward
+    computed it), dbias[c] = sum g and dweight[c] = sum g * xhat over (N, H, W)."""
     N, C, H, W = x.shape
     HW = H * W
     xf = x.reshape(N, C, HW)
     gf = dy.reshape(N, C, HW)
-    df = dx.reshape(N, C, HW)
-    M = N * HW
-    z = np.zeros(1, dx.dtype)[0]
-    for c in prange(C):  # one channel per iteration: its sums and its dx entries
-        mu, inv, wc, a0, b0 = mean[c], invstd[c], weight[c], scale[c], shift[c]
+    for c in prange(C):  # one channel per iteration
+        mu, inv, a0, b0 = mean[c], invstd[c], scale[c], shift[c]
         sg = 0.0
         sgx = 0.0
         for n in range(N):
             xr, gr = xf[n, c], gf[n, c]
             for j in range(HW):
-                xh = (xr[j] - mu) * inv
                 g = gr[j]
                 if relu and not xr[j] * a0 + b0 > 0:
                     g = 0.0
                 sg += g
-                sgx += g * xh
+                sgx += g * ((xr[j] - mu) * inv)
         dweight[c] = sgx
         dbias[c] = sg
-        k = wc * inv
-        a = sg / M if batch_stats else 0.0
-        b = sgx / M if batch_stats else 0.0
-        for n in range(N):
-            xr, gr, dr = xf[n, c], gf[n, c], df[n, c]
-            for j in range(HW):
-                xh = (xr[j] - mu) * inv
-                g = gr[j]
-                if relu and not xr[j] * a0 + b0 > 0:
-                    g = z
-                dr[j] = k * (g - a - xh * b)
+    return dweight
+
+
+@cpu_kernel
+def batch_norm_backward_dx(dy, x, mean, invstd, weight, scale, shift, relu, M, dweight, dbias, dx):
+    """dx, uninitialised, = weight * invstd * (g - dbias / M - xhat * dweight / M) from the sums of
+    ``batch_norm_backward_sums`` over all M values of a channel (the batch's statistics), or
+    weight * invstd * g when M is 0 (fixed statistics)."""
+    N, C, H, W = x.shape
+    HW = H * W
+    xf = x.reshape(N, C, HW)
+    gf = dy.reshape(N, C, HW)
+    df = dx.reshape(N, C, HW)
+    z = np.zeros(1, dx.dtype)[0]
+    for nc in prange(N * C):  # one plane per iteration
+        n = nc // C
+        c = nc - n * C
+        mu, inv, a0, b0 = mean[c], invstd[c], scale[c], shift[c]
+        k = weight[c] * inv
+        a = dbias[c] / M if M > 0 else 0.0
+        b = dweight[c] / M if M > 0 else 0.0
+        xr, gr, dr = xf[n, c], gf[n, c], df[n, c]
+        for j in range(HW):
+            g = gr[j]
+            if relu and not xr[j] * a0 + b0 > 0:
+                g = z
+            dr[j] = k * (g - a - (xr[j] - mu) * inv * b)
     return dx
 
 

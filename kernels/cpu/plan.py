@@ -33,7 +33,8 @@ from .layout import pad_into, pad_phases
 from .loss import softmax_cross_entropy
 from .norm import (
     batch_norm_apply,
-    batch_norm_backward,
+    batch_norm_backward_dx,
+    batch_norm_backward_sums,
     batch_norm_stats,
     global_avg_pool_backward,
     global_avg_pool_forward,
@@ -46,7 +47,7 @@ name = "cpu"
 
 __all__ = [
     "adam_update", "add", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward",
-    "batch_norm_apply", "batch_norm_backward", "batch_norm_stats", "contiguous",
+    "batch_norm_apply", "batch_norm_backward_dx", "batch_norm_backward_sums", "batch_norm_stats", "contiguous",
     "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
     "global_avg_pool_backward", "global_avg_pool_forward", "linear_backward_input", "linear_backward_weight",
     "linear_forward", "max_pool2d_backward", "pad_sides",

@@ -67,10 +67,16 @@ def _backward_sums(gf, xf, mean, invstd, scale, shift, relu, dweight, dbias):
         dbias[c] = sg
 
 
-@kernel("T[:,:,:], T[:,:,:], f8[:], f8[:], T[:], T[:], T[:], b1, b1, T[:], T[:], T[:,:,:]")
-def _backward_dx(gf, xf, mean, invstd, weight, scale, shift, relu, batch_stats, dweight, dbias, df):
+def batch_norm_backward_sums(dy, x, mean, invstd, scale, shift, relu, dweight, dbias):
+    N, C, H, W = x.shape
+    launch(_backward_sums, C, dy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, invstd, scale, shift, relu,
+           dweight, dbias)
+    return dweight
+
+
+@kernel("T[:,:,:], T[:,:,:], f8[:], f8[:], T[:], T[:], T[:], b1, i8, T[:], T[:], T[:,:,:]")
+def _backward_dx(gf, xf, mean, invstd, weight, scale, shift, relu, M, dweight, dbias, df):
     N, C, HW = xf.shape
-    M = N * HW if batch_stats else 0
     for i in range(cuda.grid(1), N * C * HW, cuda.gridsize(1)):  # grid-stride loop
         j = i % HW
         c = (i // HW) % C
@@ -79,18 +85,15 @@ def _backward_dx(gf, xf, mean, invstd, weight, scale, shift, relu, batch_stats, 
         g = gf[n, c, j]
         if relu and not x * scale[c] + shift[c] > 0:
             g = 0
-        xh = (x - mean[c]) * invstd[c]
-        if batch_stats:
-            g = g - dbias[c] / M - xh * dweight[c] / M
+        if M > 0:  # the batch's statistics
+            g = g - dbias[c] / M - (x - mean[c]) * invstd[c] * dweight[c] / M
         df[n, c, j] = weight[c] * invstd[c] * g
 
 
-def batch_norm_backward(dy, x, mean, invstd, weight, scale, shift, relu, batch_stats, dx, dweight, dbias):
+def batch_norm_backward_dx(dy, x, mean, invstd, weight, scale, shift, relu, M, dweight, dbias, dx):
     N, C, H, W = x.shape
-    gf, xf = dy.reshape(N, C, H * W), x.reshape(N, C, H * W)
-    launch(_backward_sums, C, gf, xf, mean, invstd, scale, shift, relu, dweight, dbias)
-    launch(_backward_dx, x.size, gf, xf, mean, invstd, weight, scale, shift, relu, batch_stats, dweight, dbias,
-           dx.reshape(N, C, H * W))
+    launch(_backward_dx, x.size, dy.reshape(N, C, H * W), x.reshape(N, C, H * W), mean, invstd, weight, scale, shift,
+           relu, M, dweight, dbias, dx.reshape(N, C, H * W))
     return dx
 
 

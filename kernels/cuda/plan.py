@@ -26,7 +26,8 @@ from .memory import contiguous, zeros
 from .memory import mul as _mul
 from .norm import (
     batch_norm_apply,
-    batch_norm_backward,
+    batch_norm_backward_dx,
+    batch_norm_backward_sums,
     batch_norm_stats,
     global_avg_pool_backward,
     global_avg_pool_forward,
@@ -39,7 +40,7 @@ name = "cuda"
 
 __all__ = [
     "adam_update", "add", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward",
-    "batch_norm_apply", "batch_norm_backward", "batch_norm_stats", "contiguous",
+    "batch_norm_apply", "batch_norm_backward_dx", "batch_norm_backward_sums", "batch_norm_stats", "contiguous",
     "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
     "global_avg_pool_backward", "global_avg_pool_forward", "linear_backward_input", "linear_backward_weight",
     "linear_forward", "max_pool2d_backward", "pad_sides",
