@@ -32,7 +32,8 @@ def _median_s(fn, reps):
 
 def main():
     dist.init()
-    set_num_threads(dist.default_threads())
+    threads = dist.default_threads()  # (a collective: called on every rank, once)
+    set_num_threads(threads)
     r, n = dist.rank(), dist.world_size()
     for name, batch, shape in CASES:
         rng = np.random.default_rng(0)
@@ -54,7 +55,7 @@ def main():
         allreduce_s = _median_s(lambda: dist.allreduce_gradients(model), 50)
         grad_bytes = sum(p.data.nbytes for p in model.parameters())
         if r == 0:
-            print(json.dumps({"model": name, "global_batch": batch, "ranks": n, "threads_per_rank": dist.default_threads(),
+            print(json.dumps({"model": name, "global_batch": batch, "ranks": n, "threads_per_rank": threads,
                               "images_per_second": batch / step_s, "step_ms": 1000 * step_s,
                               "allreduce_ms": 1000 * allreduce_s, "allreduce_share": allreduce_s / step_s,
                               "gradient_bytes": grad_bytes}))

@@ -58,7 +58,7 @@ def world_size():
 
 
 def ranks_per_node():
-    """How many ranks share this rank's machine (its shared-memory group)."""
+    """How many ranks share this rank's machine (its shared-memory group). A collective: every rank calls it."""
     MPI = _mpi()
     node = comm().Split_type(MPI.COMM_TYPE_SHARED)
     try:
@@ -69,7 +69,7 @@ def ranks_per_node():
 
 def default_threads():
     """CPU threads per rank so that the ranks of a machine do not oversubscribe its cores: cores / ranks on
-    this machine, at least 1."""
+    this machine, at least 1. A collective: every rank calls it."""
     return max(1, (os.cpu_count() or 1) // ranks_per_node())
 
 
