@@ -149,44 +149,13 @@ def interop():
     same("relu of a foreign CUDA array", fc.relu(ForeignCUDATensor(x)), fc.relu(x))
 
 
-def resnet_step():
-    """Two SGD steps of a small residual network with BatchNorm on each target: losses, weights and the
-    running statistics agree."""
-    from fastconv.models import _block
-
-    def net():
-        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1, bias=False), nn.BatchNorm2D(4), nn.ReLU(), _block(4, 8, 2),
-                             nn.GlobalAvgPool2D(), nn.Flatten(), nn.Linear(8, 3))
-
+def _steps_agree(name, make, x, y, opt_cls, **kw):
+    """Two training steps of the same network on each target from the same weights: the losses and the new
+    parameters and buffers agree."""
     nn.manual_seed(0)
-    cpu, gpu = net(), net()
+    cpu, gpu = make(), make()
     gpu.load_state_dict(cpu.state_dict())
     gpu.to("cuda")
-    rng = np.random.default_rng(3)
-    x, y = rng.standard_normal((3, 1, 6, 6)).astype(np.float32), np.array([0, 2, 1])
-    losses = []
-    for model in (cpu, gpu):
-        opt, crit = SGD(model.parameters(), lr=0.1, momentum=0.9), nn.CrossEntropyLoss()
-        for _ in range(2):
-            model.zero_grad()
-            losses.append(crit(model(fcuda.to_device(x) if model is gpu else x), y))
-            model.backward(crit.backward())
-            opt.step()
-    assert abs(losses[0] - losses[2]) < 1e-5 and abs(losses[1] - losses[3]) < 1e-5, losses
-    g = gpu.state_dict()
-    for k, v in cpu.state_dict().items():
-        same(f"resnet block SGD {k}", g[k], v, tol=1e-4)
-
-
-def lenet_step(opt_cls, **kw):
-    """One training step of LeNet-5 on each target from the same weights: loss and new weights agree."""
-    nn.manual_seed(0)
-    cpu = lenet5().set_input_grad(False)
-    gpu = lenet5()
-    gpu.load_state_dict(cpu.state_dict())
-    gpu.to("cuda").set_input_grad(False)
-    rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((2, 1, 28, 28)).astype(np.float32), np.array([3, 8])
     losses = []
     for model in (cpu, gpu):
         opt, crit = opt_cls(model.parameters(), **kw), nn.CrossEntropyLoss()
@@ -198,9 +167,27 @@ def lenet_step(opt_cls, **kw):
     assert abs(losses[0] - losses[2]) < 1e-5 and abs(losses[1] - losses[3]) < 1e-5, losses
     g = gpu.state_dict()
     for k, v in cpu.state_dict().items():
-        same(f"lenet5 {opt_cls.__name__} {k}", g[k], v, tol=1e-4)
+        same(f"{name} {opt_cls.__name__} {k}", g[k], v, tol=1e-4)
     back = gpu.to("cpu")
     assert all(isinstance(p.data, np.ndarray) for p in back.parameters())
+
+
+def resnet_step():
+    """A small residual network with BatchNorm: the running statistics agree too."""
+    from fastconv.models import _block
+
+    def net():
+        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1, bias=False), nn.BatchNorm2D(4), nn.ReLU(), _block(4, 8, 2),
+                             nn.GlobalAvgPool2D(), nn.Flatten(), nn.Linear(8, 3))
+
+    rng = np.random.default_rng(3)
+    _steps_agree("resnet block", net, rng.standard_normal((3, 1, 6, 6)).astype(np.float32), np.array([0, 2, 1]), SGD,
+                 lr=0.1, momentum=0.9)
+
+
+def lenet_step(opt_cls, **kw):
+    rng = np.random.default_rng(1)
+    _steps_agree("lenet5", lenet5, rng.standard_normal((2, 1, 28, 28)).astype(np.float32), np.array([3, 8]), opt_cls, **kw)
 
 
 def train_on_device(tmp):

@@ -58,5 +58,33 @@ def check_conv_fd(rng, N, C, K, H, W, R, S, **kw):
     assert_close_fd(fc.conv2d_backward_bias(dy), numeric_grad(lambda t: fc.conv2d(x, w, t, **kw), b, dy))
 
 
+def check_network_gradients(m, x, labels, rng, samples):
+    """A float64 network's gradient of its cross-entropy loss, for ``samples`` random entries of every
+    parameter and of the input, against central finite differences of the loss."""
+    import pytest
+
+    from fastconv import nn
+
+    crit = nn.CrossEntropyLoss()
+    m.set_input_grad(True)
+    m.zero_grad()
+    crit(m(x), labels)
+    dx = m.backward(crit.backward())
+    eps = 1e-6
+
+    def loss_at(arr, i, v):
+        old = arr.flat[i]
+        arr.flat[i] = v
+        out = crit(m(x), labels)
+        arr.flat[i] = old
+        return out
+
+    for name, p in list(m.named_parameters()) + [("x", None)]:
+        arr, grad = (x, dx) if p is None else (p.data, p.grad)
+        for i in rng.choice(arr.size, size=min(arr.size, samples), replace=False):
+            num = (loss_at(arr, i, arr.flat[i] + eps) - loss_at(arr, i, arr.flat[i] - eps)) / (2 * eps)
+            assert grad.flat[i] == pytest.approx(num, rel=1e-5, abs=1e-8), f"{name}[{i}]"
+
+
 def assert_close_fd(analytic, numeric):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)

@@ -5,7 +5,7 @@ import pytest
 import fastconv as fc
 import fastconv.nn as nn
 from fastconv.models import lenet5
-from helpers import assert_close_fd
+from helpers import assert_close_fd, check_network_gradients
 from reference import numeric_grad
 
 
@@ -148,28 +148,8 @@ def test_lenet5_structure_and_names():
 def test_lenet5_whole_network_gradient_check():
     """Every parameter's gradient (a sample of entries each) and the input's against finite differences, float64."""
     nn.manual_seed(1)
-    m = lenet5().to(np.float64).set_input_grad(True)  # (a network computes dx only when asked)
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((2, 1, 28, 28))
-    labels = np.array([3, 7])
-    crit = nn.CrossEntropyLoss()
-    m.zero_grad()
-    crit(m(x), labels)
-    dx = m.backward(crit.backward())
-    eps = 1e-6
-
-    def loss_at(arr, i, v):
-        old = arr.flat[i]
-        arr.flat[i] = v
-        out = crit(m(x), labels)
-        arr.flat[i] = old
-        return out
-
-    for name, p in list(m.named_parameters()) + [("x", None)]:
-        arr, grad = (x, dx) if p is None else (p.data, p.grad)
-        for i in rng.choice(arr.size, size=min(arr.size, 12), replace=False):
-            num = (loss_at(arr, i, arr.flat[i] + eps) - loss_at(arr, i, arr.flat[i] - eps)) / (2 * eps)
-            assert grad.flat[i] == pytest.approx(num, rel=1e-5, abs=1e-8), f"{name}[{i}]"
+    check_network_gradients(lenet5().to(np.float64), rng.standard_normal((2, 1, 28, 28)), np.array([3, 7]), rng, 12)
 
 
 def test_state_dict_round_trip_and_casting(rng):

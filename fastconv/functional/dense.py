@@ -189,24 +189,25 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     return param
 
 
-def mul(a, b):
-    """Elementwise product of two arrays of one shape and dtype (Dropout's mask)."""
-    float_array("a", a)
-    float_array("b", b)
+def _pair_of(a, b):
+    """Two float arrays of one shape and dtype, checked, with their target."""
+    a, b = float_array("a", a), float_array("b", b)
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(f"b must have a's shape {tuple(a.shape)}, got {tuple(b.shape)}")
     same_dtype(("a", "b"), (a, b))
-    return backend_for(a, b).mul(a, b)
+    return backend_for(a, b), a, b
+
+
+def mul(a, b):
+    """Elementwise product of two arrays of one shape and dtype (Dropout's mask)."""
+    be, a, b = _pair_of(a, b)
+    return be.mul(a, b)
 
 
 def add(a, b):
     """a + b, a new array (a residual connection); a and b share one shape and dtype."""
-    float_array("a", a)
-    float_array("b", b)
-    if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(f"b must have a's shape {tuple(a.shape)}, got {tuple(b.shape)}")
-    same_dtype(("a", "b"), (a, b))
-    return backend_for(a, b).add(a, b)
+    be, a, b = _pair_of(a, b)
+    return be.add(a, b)
 
 
 def add_into(dst, src):

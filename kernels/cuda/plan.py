@@ -2,6 +2,7 @@
 taking and returning device arrays. Importing this needs numba-cuda (``pip install "fastconv[cuda]"``)."""
 import numpy as np
 
+from .. import ENTRY_POINTS
 from . import memory
 from .dense import linear_backward_input, linear_backward_weight, linear_forward
 from .elementwise import (
@@ -36,18 +37,10 @@ from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, 
 from .weight_grad import conv2d_backward_bias
 from .weight_grad import conv2d_backward_weight as _weight_grad
 
+
 name = "cuda"
 
-__all__ = [
-    "adam_update", "add", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward",
-    "batch_norm_apply", "batch_norm_backward_dx", "batch_norm_backward_sums", "batch_norm_stats", "contiguous",
-    "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
-    "global_avg_pool_backward", "global_avg_pool_forward", "linear_backward_input", "linear_backward_weight",
-    "linear_forward", "max_pool2d_backward", "pad_sides",
-    "max_pool2d_forward", "mean", "minmax", "mul", "relu_backward", "relu_forward", "sgd_update",
-    "sigmoid_backward", "sigmoid_forward", "softmax_cross_entropy", "sum_rows", "tanh_backward", "tanh_forward",
-    "zeros",
-]
+__all__ = list(ENTRY_POINTS)
 
 
 # --- arrays --------------------------------------------------------------------------------------------------
