@@ -96,14 +96,12 @@ def broadcast_parameters(model, root=0):
     c = comm()
     for owner, name, is_buffer in _entries(model):
         a = owner._buffers[name] if is_buffer else owner._params[name].data
-        host = np.ascontiguousarray(to_host(a))
+        host = np.ascontiguousarray(to_host(a))  # (a itself for a contiguous host array)
         c.Bcast(host, root=root)
         if is_device_array(a):
             a.copy_to_device(host)
-        elif is_buffer and host is not a:
-            a[...] = host
         elif host is not a:
-            owner._params[name].data[...] = host
+            a[...] = host
 
 
 def allreduce_gradients(model):

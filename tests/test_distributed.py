@@ -16,16 +16,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def test_importing_fastconv_never_imports_mpi4py():
+def test_importing_fastconv_never_imports_mpi4py(tmp_path):
     code = "import sys, fastconv, fastconv.train, fastconv.cli, fastconv.distributed; print('mpi4py' in sys.modules)"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
 def test_distributed_without_mpi4py_says_what_to_install(tmp_path):
     code = ("import sys; sys.modules['mpi4py'] = None; from fastconv.cli import main; "
             f"sys.exit(main(['train', '--distributed', '--epochs', '1', '--out', r'{tmp_path}']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and "pip install 'fastconv[mpi]'" in r.stderr, r.stderr
 
 
