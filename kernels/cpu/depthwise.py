@@ -134,6 +134,17 @@ def _add_taps(dst, src, wv, off, step, lo, hi):
             dst[np.uint64(q)] += wv * src[np.uint64(q * step + off)]
 
 
+@cpu_kernel(parallel=False, inline=True)
+def _spread_taps(dst, src, wv, off, step, lo, hi):
+    """dst[q*step + off] += wv * src[q] for lo <= q < hi: the transpose of ``_add_taps``."""
+    if step == 1:
+        for q in range(lo, hi):
+            dst[np.uint64(q + off)] += wv * src[np.uint64(q)]
+    else:
+        for q in range(lo, hi):
+            dst[np.uint64(q * step + off)] += wv * src[np.uint64(q)]
+
+
 @cpu_kernel
 def depthwise_forward(x, w, bias, y, sh, sw, ph, pw, dil_h, dil_w, relu):
     """y[n,k,p,q] = bias[k] + sum_{r,s} w[k,0,r,s] * x[n, k // m, p*sh + r*dil_h - ph, q*sw + s*dil_w - pw],
@@ -193,13 +204,7 @@ def depthwise_backward_input(dy, w, dx, sh, sw, ph, pw, dil_h, dil_w):
                     for s in range(S):
                         off = s * dil_w - pw
                         lo, hi = inside(off, sw, Q, W)
-                        wv = w[k, 0, r, s]
-                        if sw == 1:
-                            for q in range(lo, hi):
-                                row[np.uint64(q + off)] += wv * src[np.uint64(q)]
-                        else:
-                            for q in range(lo, hi):
-                                row[np.uint64(q * sw + off)] += wv * src[np.uint64(q)]
+                        _spread_taps(row, src, w[k, 0, r, s], off, sw, lo, hi)
     return dx
 
 
