@@ -125,6 +125,20 @@ def grad_shape(name, dy, expected):
         raise ValueError(f"{name} must have the forward output's shape {tuple(expected)}, got {tuple(dy.shape)}")
 
 
+def is_per_side(padding):
+    """Whether ``padding`` has the per-side form ((top, bottom), (left, right))."""
+    return isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding)
+
+
+def padding_sides(padding):
+    """(top, bottom, left, right) of an int, an (h, w) pair or ((top, bottom), (left, right)), each >= 0."""
+    if is_per_side(padding):
+        (t, b), (left, r) = pair("padding", padding[0], 0), pair("padding", padding[1], 0)
+        return (t, b, left, r)
+    ph, pw = pair("padding", padding, 0)
+    return (ph, ph, pw, pw)
+
+
 def conv_padding(padding, kernel_hw, dilation, stride):
     """Convolution padding as (top, bottom, left, right): an int, an (h, w) pair, a per-side pair of pairs
     ((top, bottom), (left, right)), "valid" (none) or "same" (stride 1 only; output size = input size, the
@@ -138,11 +152,7 @@ def conv_padding(padding, kernel_hw, dilation, stride):
             th, tw = dilation[0] * (kernel_hw[0] - 1), dilation[1] * (kernel_hw[1] - 1)
             return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
         raise ValueError(f"padding must be an int, a pair, ((top, bottom), (left, right)), 'same' or 'valid', got {padding!r}")
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
-        (t, b), (left, r) = pair("padding", padding[0], 0), pair("padding", padding[1], 0)
-        return (t, b, left, r)
-    ph, pw = pair("padding", padding, 0)
-    return (ph, ph, pw, pw)
+    return padding_sides(padding)
 
 
 def conv_out_sides(x_shape, w_shape, stride, sides, dilation, what="input"):

@@ -5,18 +5,9 @@ Shapes use NCHW: x (N, C, H, W), y (N, C, P, Q) with ``P = (H + 2*pad_h - kh) //
 import numpy as np
 
 from .._backend import backend_for
-from .._checks import float_array, grad_shape, is_device_array, pair, shape4
+from .._checks import float_array, grad_shape, is_device_array, padding_sides, pair, shape4
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "max_pool2d", "max_pool2d_backward"]
-
-
-def _pool_sides(padding):
-    """Pooling padding as (top, bottom, left, right): an int, an (h, w) pair or ((top, bottom), (left, right))."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
-        (t, b), (left, r) = pair("padding", padding[0], 0), pair("padding", padding[1], 0)
-        return (t, b, left, r)
-    ph, pw = pair("padding", padding, 0)
-    return (ph, ph, pw, pw)
 
 
 def _pool_axis(size, k, stride, lo, hi, dil, ceil_mode):
@@ -36,7 +27,7 @@ class _Pooling:
         self.k = pair("kernel_size", kernel_size, 1)
         self.stride = self.k if stride is None else pair("stride", stride, 1)
         self.dil = pair("dilation", dilation, 1)
-        self.sides = _pool_sides(padding)
+        self.sides = padding_sides(padding)
         self.ceil_mode = bool(ceil_mode)
         H, W = x_shape[2], x_shape[3]
         t, b, left, r = self.sides

@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.conv import conv2d_backward_weight_bias, conv2d_relu
 from ..functional.pool import max_pool2d_backward_own
-from .._checks import conv_padding, groups_of, is_device_array, pair
+from .._checks import conv_padding, groups_of, is_device_array, is_per_side, pair
 from . import init
 from .module import Module, Parameter
 
@@ -72,7 +72,7 @@ class Conv2D(Module):
 
 def _padding_tuple(padding):
     """An int or pair as (h, w); a per-side ((top, bottom), (left, right)) as a pair of pairs."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
+    if is_per_side(padding):
         return (tuple(int(v) for v in padding[0]), tuple(int(v) for v in padding[1]))
     return pair("padding", padding, 0)
 
