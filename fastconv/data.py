@@ -9,10 +9,13 @@ import hashlib
 import os
 import struct
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import _untrusted
 
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and standard deviation (of x / 255)
 
@@ -49,34 +52,60 @@ def to_input(images):
 
 
 def _open(path):
+    """(stream, gzipped) of an IDX file, raw or gzipped."""
     path = Path(path)
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+    return (gzip.open(path, "rb") if gz else open(path, "rb")), gz
+
+
+def _read_exactly(f, n):
+    """n bytes from f, read in bounded chunks (a header that declares gigabytes costs only what is there)."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = f.read(min(n - len(out), 1 << 24))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 def read_idx(path):
-    """Read an IDX file (gzipped or raw), checking the magic number, the dimensions and the payload size."""
+    """Read an IDX file (gzipped or raw), checking the magic number, the dimensions and the payload size.
+    The declared payload is checked against the file before it is read (a gzipped file may expand at most
+    ``MAX_EXPANSION`` times), and data after the payload is refused without reading it all."""
     path = Path(path)
     try:
-        with _open(path) as f:
-            raw = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        f, gz = _open(path)
+        with f:
+            raw = f.read(4)
+            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+                raise ValueError(f"IDX file {path} has a bad magic number {raw[:4].hex() or '(empty file)'}: "
+                                 "needs 00 00 <type> <ndim> as in MNIST")
+            ndim = raw[3]
+            head = f.read(4 * ndim)
+            if len(head) < 4 * ndim:
+                raise ValueError(f"IDX file {path} is truncated inside its header ({4 + len(head)} bytes)")
+            dims = struct.unpack(f">{ndim}I", head)
+            dtype = np.dtype(_IDX_DTYPES[raw[2]])
+            need = _untrusted.n_elements(dims) * dtype.itemsize
+            on_disk = path.stat().st_size
+            if gz:
+                _untrusted.check_expansion(path, "IDX file", f"its payload of shape {dims}", need, on_disk)
+            elif need > on_disk:
+                raise ValueError(f"IDX file {path} declares shape {dims} ({need} bytes of data) but the file has "
+                                 f"{on_disk} bytes: truncated")
+            data = _read_exactly(f, need)
+            trailing = len(f.read(1))
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise ValueError(f"IDX file {path} cannot be read (damaged gzip?): {e}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise ValueError(f"IDX file {path} has a bad magic number {raw[:4].hex() or '(empty file)'}: "
-                         "needs 00 00 <type> <ndim> as in MNIST")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"IDX file {path} is truncated inside its header ({len(raw)} bytes)")
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    have = len(raw) - 4 - 4 * ndim
-    if have != need:
-        raise ValueError(f"IDX file {path} declares shape {dims} ({need} bytes of data) but holds {have} bytes: "
-                         f"{'truncated' if have < need else 'trailing data'}")
-    return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(dims).astype(dtype.newbyteorder("="))
+    if len(data) < need:
+        raise ValueError(f"IDX file {path} declares shape {dims} ({need} bytes of data) but holds {len(data)} "
+                         "bytes: truncated")
+    if trailing:
+        raise ValueError(f"IDX file {path} declares shape {dims} ({need} bytes of data) but holds more: "
+                         "trailing data")
+    return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _find(directory, stem):

@@ -7,6 +7,7 @@ from .losses import CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .norm import BatchNorm2D, GlobalAvgPool2D
 from .spec import build, spec
+from .spec import state_shapes as spec_state_shapes
 
 __all__ = [
     "AvgPool2D", "BatchNorm2D", "Conv2D", "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2D", "Linear",
