@@ -1,4 +1,4 @@
-"""``fastconv train | evaluate | predict | bench | info``."""
+"""``fastconv train | evaluate | predict | bench | info | export``."""
 import argparse
 import sys
 
@@ -115,6 +115,31 @@ def _bench(args):
     return 0
 
 
+def _export(args):
+    from pathlib import Path
+
+    from . import checkpoint, safetensors_format
+
+    model = checkpoint.load(args.checkpoint).model.eval()
+    out = Path(args.out)
+    if out.suffix == ".safetensors":
+        safetensors_format.save(out, model)
+    elif out.suffix == ".onnx":
+        from . import onnx
+
+        first = next((m for m in model.modules() if hasattr(m, "in_channels")), None)
+        shape = args.input_shape or f"{getattr(first, 'in_channels', 1)},28,28"
+        try:
+            c, h, w = (int(v) for v in shape.split(","))
+        except ValueError:
+            raise ValueError(f"--input-shape must read C,H,W (three ints), got {shape!r}") from None
+        onnx.export(model, out, (1, c, h, w), opset=args.opset)
+    else:
+        raise ValueError(f"OUT must end in .onnx or .safetensors, got {out.name!r}")
+    print(f"wrote {out} from {args.checkpoint}")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="fastconv", description="A small CNN engine: train and use digit classifiers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -159,6 +184,15 @@ def build_parser():
     b.add_argument("--no-startup", action="store_true", help="skip the fresh-process start-up timings")
     b.add_argument("--cases", nargs="*", help="only the cases whose names contain one of these words")
     b.set_defaults(func=_bench)
+
+    x = sub.add_parser("export", help="write a checkpoint as ONNX (OUT.onnx) or its weights as OUT.safetensors")
+    x.add_argument("checkpoint")
+    x.add_argument("out", help="OUT.onnx (a model for onnxruntime and others) or OUT.safetensors (the state dict "
+                               "under PyTorch's names)")
+    x.add_argument("--input-shape", help="C,H,W of one input image for ONNX (default: the first layer's channels, "
+                                         "28, 28)")
+    x.add_argument("--opset", type=int, default=17, help="ONNX operator set, default 17")
+    x.set_defaults(func=_export)
 
     i = sub.add_parser("info", help="versions, threading, CUDA and cache")
     i.set_defaults(func=_info)
