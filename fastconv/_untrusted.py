@@ -4,7 +4,7 @@ import json
 from contextlib import contextmanager
 
 MAX_HEADER_BYTES = 1 << 26  # a JSON header (architecture, safetensors index) larger than 64 MiB is refused
-MAX_EXPANSION = 256  # compressed data may expand at most this much (deflate's own limit is about 1032)
+MAX_EXPANSION = 32  # compressed data may expand at most this much (deflate allows about 1032; weights ~1.1)
 EXPANSION_SLACK = 1 << 20  # ... plus this much, so small files full of zeros still load
 MAX_DIMS = 8  # arrays of more dimensions are refused
 
@@ -36,7 +36,7 @@ def check_expansion(path, what, entry, expanded, stored):
     """Refuse data that declares it expands far beyond what is stored (a decompression bomb)."""
     limit = MAX_EXPANSION * stored + EXPANSION_SLACK
     if expanded > limit:
-        raise ValueError(f"{what} {path}: {entry} declares {expanded} bytes stored in {stored}, more than the "
+        raise ValueError(f"{what} {path}: {entry} would expand to {expanded} bytes from {stored} stored, beyond the "
                          f"limit of {MAX_EXPANSION}x + {EXPANSION_SLACK} bytes: refused as a decompression bomb")
 
 
