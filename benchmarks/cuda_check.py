@@ -185,6 +185,33 @@ def resnet_step():
                  lr=0.1, momentum=0.9)
 
 
+def onnx_graph_step(tmp):
+    """An imported ONNX DAG (branches, Add, a bias Add, Reshape, MatMul) trains on the device as on the host."""
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        checked.append("onnx graph: skipped (onnx not installed)")
+        return
+    from fastconv import onnx as fo
+
+    rng = np.random.default_rng(6)
+    inits = {"w1": (4, 1, 3, 3), "w2": (4, 4, 3, 3), "fw": (4, 3), "fb": (3,)}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Add", ["c", "r"], ["s"]),
+             helper.make_node("GlobalAveragePool", ["s"], ["g"]), helper.make_node("Reshape", ["g", "shape"], ["f"]),
+             helper.make_node("MatMul", ["f", "fw"], ["m"]), helper.make_node("Add", ["m", "fb"], ["y"])]
+    tensors = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), k) for k, s in inits.items()]
+    tensors.append(numpy_helper.from_array(np.array([0, -1], np.int64), "shape"))
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("x", "y")]
+    model = helper.make_model(helper.make_graph(nodes, "dag", io[:1], io[1:], tensors),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = f"{tmp}/dag.onnx"
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    x = rng.standard_normal((3, 1, 6, 6)).astype(np.float32)
+    _steps_agree("onnx graph", lambda: fo.load(path).train(), x, np.array([0, 2, 1]), SGD, lr=0.1, momentum=0.9)
+
+
 def lenet_step(opt_cls, **kw):
     rng = np.random.default_rng(1)
     _steps_agree("lenet5", lenet5, rng.standard_normal((2, 1, 28, 28)).astype(np.float32), np.array([3, 8]), opt_cls, **kw)
@@ -302,6 +329,7 @@ def main(argv=None):
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
+        onnx_graph_step(tmp)
         train_on_device(tmp)
     print(f"cuda check: {len(checked)} comparisons passed")
     report = {"device": fcuda.describe(), "comparisons": len(checked)}
