@@ -105,10 +105,16 @@ INPUTS = {"lenet5": (1, 28, 28), "resnet20": (3, 32, 32)}
 
 def model_call(name, batch, train, engine):
     """A function that runs one training step (Adam) or one inference pass of LeNet-5 or ResNet-20, fastconv or
-    torch, as a user writes it (``model(x)``, the loss, ``backward``, ``step``; no gradient for the images)."""
+    torch, as a user writes it (``model(x)``, the loss, ``backward``, ``step``; no gradient for the images); or
+    an inference pass of the same fastconv network exported to ONNX, in onnxruntime."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, *INPUTS[name])).astype(np.float32)
     y = rng.integers(0, 10, batch)
+    if engine == "onnxruntime":
+        from fastconv import get_num_threads, models, nn
+
+        nn.manual_seed(0)
+        return peers.onnxruntime_inference(getattr(models, name)().eval(), x, get_num_threads())
     if engine == "fastconv":
         from fastconv import models, nn, optim
 
@@ -250,8 +256,8 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     if model_work and reuse_freed_memory():
         report["heap"] = "fastconv.reuse_freed_memory() applied before the model timings (all engines in the process)"
     for name, batch, train in model_work:
-        timed = interleaved({e: model_call(name, batch, train, e) for e in names if e != "im2col"}, 2 * min_time,
-                            rounds)
+        engines = [e for e in names if e != "im2col"] + ([] if train or not peers.onnxruntime_available() else ["onnxruntime"])
+        timed = interleaved({e: model_call(name, batch, train, e) for e in engines}, 2 * min_time, rounds)
         row = {"model": name, "batch": batch, "mode": "train step" if train else "inference",
                "images_per_second": {e: batch / (t[0] / 1000) for e, t in timed.items()},
                "range_images_per_second": {e: [batch / (t[2] / 1000), batch / (t[1] / 1000)] for e, t in timed.items()}}
@@ -303,13 +309,13 @@ def markdown(report):
         f = f"{r['sgemm_fraction']:.2f}" if "sgemm_fraction" in r else "-"
         lines.append(f"| {r['case']} | {r['pass']} | {r['ms']['fastconv']:.3f} | {_spread(r, 'fastconv')} | {g} | {f} | "
                      + " | ".join(_ratio(r, n) for n in names[1:]) + " |")
-    lines += ["", "| model | pass | batch | " + " | ".join(f"{n} img/s (range)" for n in names if n != "im2col") + " |",
-              "| --- | --- | ---: | " + " | ".join("---:" for n in names if n != "im2col") + " |"]
+    columns = list(dict.fromkeys(e for r in report["models"] for e in r["images_per_second"]))
+    lines += ["", "| model | pass | batch | " + " | ".join(f"{n} img/s (range)" for n in columns) + " |",
+              "| --- | --- | ---: | " + " | ".join("---:" for _ in columns) + " |"]
     for r in report["models"]:
-        lo_hi = r["range_images_per_second"]
-        lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | "
-                     + " | ".join(f"{v:,.0f} ({lo_hi[e][0]:,.0f}-{lo_hi[e][1]:,.0f})" for e, v in r["images_per_second"].items())
-                     + " |")
+        ips, lo_hi = r["images_per_second"], r["range_images_per_second"]
+        lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | " + " | ".join(
+            f"{ips[e]:,.0f} ({lo_hi[e][0]:,.0f}-{lo_hi[e][1]:,.0f})" if e in ips else "-" for e in columns) + " |")
     if "heap" in report:
         lines += ["", f"Heap: {report['heap']}."]
     if "startup_seconds" in report:

@@ -220,3 +220,30 @@ def torch_resnet20(num_classes=10, in_channels=3):
         block(16, 16, 1), block(16, 16, 1), block(16, 16, 1), block(16, 32, 2), block(32, 32, 1), block(32, 32, 1),
         block(32, 64, 2), block(64, 64, 1), block(64, 64, 1), T.AdaptiveAvgPool2d(1), T.Flatten(),
         T.Linear(64, num_classes))
+
+
+def onnxruntime_available():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def onnxruntime_inference(model, x, threads):
+    """A function that runs ``model`` exported to ONNX through onnxruntime's CPU provider on ``x``, with
+    ``threads`` intra-op threads that sleep (do not spin) between runs, like every engine's pool here."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from fastconv import onnx as fo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fo.export(model, f"{tmp}/m.onnx", x.shape)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(f"{tmp}/m.onnx", opts, providers=["CPUExecutionProvider"])
+    return lambda: session.run(None, {"input": x})
