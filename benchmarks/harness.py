@@ -73,6 +73,13 @@ def interleaved(fns, min_time=0.5, rounds=ROUNDS, warmup=2, settle=SETTLE_S):
     return {name: tuple(1000 * float(f(v)) for f in (np.median, np.min, np.max)) for name, v in per_call.items()}
 
 
+def _kernel_choices():
+    from fastconv.kernels.cpu import wisdom
+
+    n = len(wisdom.table())
+    return f"{n} measured by `fastconv tune` ({wisdom.path()})" if n else "the built-in rules (no `fastconv tune` data)"
+
+
 def sgemm_gflops(n=2048, min_time=1.0):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
@@ -203,7 +210,7 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     report = {
         "machine": {"platform": platform.platform(), "processor": cpu_model(),
                     "cpus": os.cpu_count(), "threads": threads, "python": sys.version.split()[0],
-                    "numpy": np.__version__, "blas": blas_info()},
+                    "numpy": np.__version__, "blas": blas_info(), "kernel_choices": _kernel_choices()},
         "engines": names,
         "sgemm_gflops": sgemm_gflops(1024 if quick else 2048, min_time),
         "kernels": [],
@@ -299,7 +306,8 @@ def markdown(report):
     lines = [
         f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['threads']} threads for every engine; Python {m['python']}, "
         f"numpy {m['numpy']}, numba {m.get('numba')}" + (f", torch {m['torch']}" if "torch" in m else "") + ".",
-        f"BLAS: {m['blas']}. numpy SGEMM: **{report['sgemm_gflops']:.1f} GFLOP/s**.",
+        f"BLAS: {m['blas']}. numpy SGEMM: **{report['sgemm_gflops']:.1f} GFLOP/s**. fastconv's kernel choices: "
+        f"{m.get('kernel_choices', 'the built-in rules')}.",
         "",
         "| case | pass | fastconv ms | ± | GFLOP/s | x SGEMM | " + " | ".join(f"vs {n} (range)" for n in names[1:]) + " |",
         "| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " |",

@@ -1,4 +1,4 @@
-"""``fastconv train | evaluate | predict | bench | info | export``."""
+"""``fastconv train | evaluate | predict | bench | info | export | tune``."""
 import argparse
 import sys
 
@@ -140,6 +140,32 @@ def _export(args):
     return 0
 
 
+def _tune(args):
+    import time
+
+    from . import firstrun, models, set_num_threads, tuning
+    from .kernels.cpu import wisdom
+
+    if args.threads:
+        set_num_threads(args.threads)
+    if args.forget:
+        tuning.forget()
+        print(f"removed this machine's choices from {wisdom.path()}")
+        return 0
+    firstrun.notice()
+    shapes = {"lenet5": (1, 28), "resnet20": (1, 28), "resnet20-cifar": (3, 32)}  # (channels, image size)
+    if args.model not in shapes:
+        raise ValueError(f"--model must be one of {sorted(shapes)}, got {args.model!r}")
+    channels, size = shapes[args.model]
+    model = models.lenet5() if args.model == "lenet5" else models.resnet20(in_channels=channels)
+    t = time.perf_counter()
+    for key, ms, chosen in tuning.tune(model, (args.batch_size, channels, size, size), train=not args.inference):
+        times = ", ".join(f"{k} {v:.3f} ms" for k, v in ms.items())
+        print(f"{key}: {times} -> {chosen or 'the built-in rule (no kernel ' + str(tuning.MARGIN) + 'x faster)'}")
+    print(f"wrote {wisdom.path()} for {wisdom.machine_key()} in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="fastconv", description="A small CNN engine: train and use digit classifiers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -193,6 +219,15 @@ def build_parser():
                                          "28, 28)")
     x.add_argument("--opset", type=int, default=17, help="ONNX operator set, default 17")
     x.set_defaults(func=_export)
+
+    u = sub.add_parser("tune", help="measure which kernels are fastest here for a model's layers, and keep the choice")
+    u.add_argument("--model", default="lenet5", help="lenet5 (default), resnet20 (as `train --model resnet20`: 1 channel, "
+                                                        "28x28) or resnet20-cifar (3 channels, 32x32, as the bench)")
+    u.add_argument("--batch-size", type=int, default=64, help="default 64 (choices are kept per power of two)")
+    u.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: all cores)")
+    u.add_argument("--inference", action="store_true", help="the forward pass only (default: a training step)")
+    u.add_argument("--forget", action="store_true", help="remove this machine's measured choices")
+    u.set_defaults(func=_tune)
 
     i = sub.add_parser("info", help="versions, threading, CUDA and cache")
     i.set_defaults(func=_info)

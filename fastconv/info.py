@@ -31,4 +31,12 @@ def collect():
         "cuda": cuda.describe(),
         "kernel cache": cache,
         "kernel cache enabled": config.CACHE,
+        "kernel choices": _wisdom(),
     }
+
+
+def _wisdom():
+    from fastconv.kernels.cpu import wisdom
+
+    n = len(wisdom.table())
+    return f"{n} measured for this machine in {wisdom.path()}" if n else f"built-in rules (no entries in {wisdom.path()})"

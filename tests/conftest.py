@@ -17,6 +17,10 @@ if _profile not in ("fastconv", "thorough"):
     raise ValueError(f"FASTCONV_HYPOTHESIS must be 'thorough' or unset, got {_profile!r}")
 settings.load_profile(_profile)
 
+# The tests check the built-in kernel rules: measured choices from this machine's `fastconv tune` stay out
+# (an empty wisdom file path for this process and the processes it starts).
+os.environ["FASTCONV_WISDOM"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"fastconv-tests-{os.getpid()}-none.json")
+
 
 @pytest.fixture
 def rng():

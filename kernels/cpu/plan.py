@@ -8,6 +8,7 @@ import numpy as np
 from numba import get_num_threads
 
 from .. import ENTRY_POINTS
+from . import wisdom
 from .blocks import MT, NR
 from .depthwise import (
     depthwise_backward_input,
@@ -125,18 +126,22 @@ def use_unfolded_forward(x_shape, w_shape, ph, pw, Q, itemsize, threads):
 
 
 def use_dot_weight_grad(xp, K):
-    """Whether a stride-1 dW takes the dot-product kernel: only for fewer output channels than half a
-    micro-kernel block (where the broadcast kernel's vectors over K would be mostly empty), and only for
-    finite inputs, because that kernel multiplies zero padding columns by real inputs (0 * Inf is NaN)."""
-    if 2 * K >= NR:
-        return False
+    """The built-in rule for whether a stride-1 dW takes the dot-product kernel: for fewer output channels
+    than half a micro-kernel block (where the broadcast kernel's vectors over K would be mostly empty), and
+    only for finite inputs (see ``_finite``). A measured choice (``wisdom``) overrides the first condition."""
+    return 2 * K < NR and _finite(xp)
+
+
+def _finite(xp):
+    """The dot-product dW multiplies zero padding columns by real inputs (0 * Inf is NaN): finite inputs only."""
     with np.errstate(over="ignore", invalid="ignore"):
         return bool(np.isfinite(np.sum(xp)))
 
 
 def forward_path(x_shape, w_shape, stride, padding, out_w, itemsize):
-    """Which kernel ``conv2d_forward`` runs for these shapes on this CPU, with this many threads: "unfolded",
-    "phased" (which includes stride 1, a single phase) or "broadcast"."""
+    """The built-in rule for which kernel ``conv2d_forward`` runs for these shapes on this CPU, with this many
+    threads: "unfolded", "phased" (which includes stride 1, a single phase) or "broadcast". A measured choice
+    (``wisdom``) overrides it."""
     (sh, sw), (ph, pw) = stride, padding
     if (sh, sw) != (1, 1):
         return "phased" if use_phased_forward(x_shape[1], w_shape[0], sh, sw) else "broadcast"
@@ -153,7 +158,11 @@ def _forward(x, w, b, y, stride, padding, dilation, relu):
     K, _, R, S = w.shape
     P, Q = y.shape[2], y.shape[3]
     x, w = contiguous(x), contiguous(w)
-    path = forward_path(x.shape, w.shape, stride, padding, Q, x.itemsize)
+    op = "forward" if (sh, sw) == (1, 1) else "forward_strided"
+    key = wisdom.shape_key(op, x.shape, w.shape, stride, padding, dilation, x.itemsize, get_num_threads())
+    path = wisdom.choice(op, key, forward_path(x.shape, w.shape, stride, padding, Q, x.itemsize))
+    if wisdom.recording is not None:
+        wisdom.recording.append((op, key, lambda: _forward(x, w, b, np.empty_like(y), stride, padding, dilation, relu)))
     if path == "unfolded":  # short rows: the input is copied into kernel-column shifts, no junk columns
         return conv2d_forward_unfolded(x, w, b, y, ph, pw, dil_h, dil_w, relu)
     if path == "broadcast":
@@ -176,8 +185,16 @@ def _weight_grad(dy, x, dw, db, stride, padding, dilation):
     K, C, R, S = dw.shape
     xp = pad(contiguous(x), ph, pw)
     dy = contiguous(dy)
-    if (sh, sw) == (1, 1) and use_dot_weight_grad(xp, K):
-        return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
+    if (sh, sw) == (1, 1):
+        key = wisdom.shape_key("weight_grad", x.shape, dw.shape, stride, padding, dilation, x.itemsize,
+                               get_num_threads())
+        if wisdom.recording is not None:
+            wisdom.recording.append(("weight_grad", key, lambda: _weight_grad(dy, x, np.zeros_like(dw),
+                                                                             np.zeros_like(db), stride, padding,
+                                                                             dilation)))
+        kernel = wisdom.choice("weight_grad", key, "dot" if 2 * K < NR else "broadcast")
+        if kernel == "dot" and _finite(xp):
+            return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
     _weight_grad_broadcast(xp, dy, dw.reshape(K, C * R * S), R, S, sh, sw, dil_h, dil_w, db)
     return dw
 

@@ -1,0 +1,99 @@
+"""Kernel choice by measurement: every candidate kernel is exact on any shape it may be given, a tuning run
+stores its choices per machine, later processes use them, and a damaged wisdom file is ignored."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import reference as ref
+
+import fastconv as fc
+import fastconv.nn as nn
+from fastconv import tuning
+from fastconv.kernels.cpu import wisdom
+
+
+@pytest.fixture
+def wisdom_file(tmp_path, monkeypatch):
+    p = tmp_path / "wisdom.json"
+    monkeypatch.setenv("FASTCONV_WISDOM", str(p))
+    wisdom.reload()
+    yield p
+    wisdom.reload()
+
+
+SHAPES = [  # (x shape, w shape, stride, padding, dilation): wide and short rows, strided, dilated, few channels
+    ((3, 5, 11, 13), (7, 5, 3, 3), 1, 1, 1),
+    ((2, 3, 9, 30), (40, 3, 3, 5), 1, (2, 1), (1, 2)),
+    ((4, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
+    ((2, 4, 12, 11), (9, 4, 3, 3), 2, 1, 1),
+    ((2, 8, 10, 10), (33, 8, 1, 1), (2, 3), 0, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[0])) + "-w" + "x".join(map(str, s[1])))
+def test_every_candidate_kernel_is_exact_where_it_may_be_chosen(shape, dtype, monkeypatch):
+    x_shape, w_shape, stride, padding, dilation = shape
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    want = ref.conv2d(x, w, b, **kw)
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    want_dw = ref.conv2d_backward_weight(dy, x, w.shape, **kw)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for kernel in {k for ks in wisdom.CANDIDATES.values() for k in ks}:
+        monkeypatch.setattr(wisdom, "forced", kernel)
+        np.testing.assert_allclose(fc.conv2d(x, w, b, **kw), want, **tol, err_msg=kernel)
+        np.testing.assert_allclose(fc.conv2d_backward_weight(dy, x, w.shape, **kw), want_dw, **tol, err_msg=kernel)
+
+
+def test_a_dot_choice_still_refuses_non_finite_inputs(monkeypatch):
+    """Forced to the dot-product dW, an Inf input still takes the kernel that propagates it as the maths says."""
+    monkeypatch.setattr(wisdom, "forced", "dot")
+    x = np.ones((1, 1, 5, 5), np.float32)
+    x[0, 0, 2, 2] = np.inf
+    dw = fc.conv2d_backward_weight(np.ones((1, 2, 5, 5), np.float32), x, (2, 1, 3, 3), padding=1)
+    np.testing.assert_array_equal(dw, ref.conv2d_backward_weight(np.ones((1, 2, 5, 5)), x.astype(np.float64),
+                                                                 (2, 1, 3, 3), padding=1))
+
+
+def _net():
+    return nn.Sequential(nn.Conv2D(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2D(16, 16, 3, stride=2, padding=1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(16 * 8 * 8, 4))
+
+
+def test_tuning_stores_choices_that_this_and_later_processes_use(wisdom_file, tmp_path):
+    results = tuning.tune(_net(), (4, 3, 16, 16), min_time=0.01)
+    assert {key.split()[0] for key, _, _ in results} == {"forward", "forward_strided", "weight_grad"}
+    for key, ms, chosen in results:
+        op = key.split()[0]
+        assert set(ms) == set(wisdom.CANDIDATES[op]) and all(v > 0 for v in ms.values())
+        assert chosen is None or ms[chosen] * tuning.MARGIN <= min(v for k, v in ms.items() if k != chosen)
+    stored = json.loads(wisdom_file.read_text())[wisdom.machine_key()]
+    assert stored == {key: chosen for key, _, chosen in results if chosen is not None}
+    # write a choice for every shape by hand (the measured ones may all be ties): the plan obeys it
+    forced = {key: wisdom.CANDIDATES[key.split()[0]][1] for key, _, _ in results}
+    wisdom_file.write_text(json.dumps({wisdom.machine_key(): forced, "another machine": {"x": "y"}}))
+    wisdom.reload()
+    assert wisdom.table() == forced
+    code = ("from fastconv.kernels.cpu import wisdom; import json; print(json.dumps(wisdom.table()))")
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTCONV_WISDOM=str(wisdom_file)),
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert json.loads(r.stdout) == forced, r.stderr[-2000:]
+    tuning.forget()
+    assert json.loads(wisdom_file.read_text()) == {"another machine": {"x": "y"}} and wisdom.table() == {}
+
+
+def test_a_damaged_or_foreign_wisdom_file_leaves_the_built_in_rules(wisdom_file):
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = np.random.default_rng(2).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    want = ref.conv2d(x, w, padding=1)
+    for content in ("{not json", "[1, 2]", "[" * 100000 + "]" * 100000, json.dumps({wisdom.machine_key(): {"a": 3}}),
+                    json.dumps({wisdom.machine_key(): {"any key": "no such kernel"}}), " " * (wisdom.MAX_FILE_BYTES + 1)):
+        wisdom_file.write_text(content)
+        wisdom.reload()
+        assert wisdom.choice("forward", "any key", "phased") == "phased"
+        np.testing.assert_allclose(fc.conv2d(x, w, padding=1), want, rtol=1e-4, atol=1e-4)
