@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..memory import reuse_freed_memory
 from . import cases, peers
 
 
@@ -259,9 +258,8 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
                   ("resnet20", 64, False)]
     if only:
         model_work = [w for w in model_work if any(o in w[0] for o in only)]
-    # as `fastconv train` does; after the kernel timings, which keep glibc's defaults for every engine
-    if model_work and reuse_freed_memory():
-        report["heap"] = "fastconv.reuse_freed_memory() applied before the model timings (all engines in the process)"
+    # the loop as a user writes it: glibc's defaults for every engine (fastconv keeps its large arrays' memory
+    # in its own buffer cache; no process-wide allocator setting)
     for name, batch, train in model_work:
         engines = [e for e in names if e != "im2col"] + ([] if train or not peers.onnxruntime_available() else ["onnxruntime"])
         timed = interleaved({e: model_call(name, batch, train, e) for e in engines}, 2 * min_time, rounds)

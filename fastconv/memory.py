@@ -1,12 +1,13 @@
-"""Keep freed memory for reuse instead of returning it to the operating system (glibc only).
+"""Keep freed memory for reuse instead of returning it to the operating system (glibc only), for the whole
+process.
 
 A training step frees and allocates the same large arrays (activations, gradients) every time. glibc serves
 large requests with fresh mmap'd pages and returns them with munmap on free, so each step pays page faults and
-unmapping (with cross-core TLB flushes while the kernel threads run): about 10-15% of a LeNet-5 step at
-batch 64 here. ``reuse_freed_memory()`` raises glibc's mmap and trim thresholds so those arrays come from, and
-go back to, the heap. It changes the whole process (the heap keeps its high-water mark), which is why the
-library never does it on import: ``fastconv train`` calls it, and ``fastconv bench`` before its LeNet-5
-timings (after the kernel timings, which keep glibc's defaults); other programs may.
+unmapping (with cross-core TLB flushes while the kernel threads run). fastconv's own large arrays avoid that
+without any setting: they come from its buffer cache (``kernels/cpu/buffers.py``). ``reuse_freed_memory()``
+extends the same to every allocation of the process, other libraries' included, by raising glibc's mmap and
+trim thresholds (the heap then keeps its high-water mark). The library never does it on its own; ``fastconv
+train``, a long-running job, does.
 """
 import ctypes
 import ctypes.util

@@ -5,6 +5,7 @@ No checking here: shapes, dtypes and contiguity are the caller's contract.
 """
 import numpy as np
 
+from . import buffers
 from .layout import pad_into
 from .product import unpacked_product
 from .taps import input_grad_taps, phase_margin
@@ -27,6 +28,6 @@ def conv2d_backward_input_phased(dy, w, dx, sh, sw, dil_h, dil_w, ph, pw):
         dx[...] = 0
     if offs.size == 0:
         return dx
-    dyp = pad_into(dy, np.empty((N, K, Hd, Wd), dy.dtype), top, left)
+    dyp = pad_into(dy, buffers.empty((N, K, Hd, Wd), dy.dtype), top, left)
     return unpacked_product(dyp.reshape(-1), K * Hd * Wd, Hd, Wd, offs, rows, tstart, wt, np.zeros(C, dx.dtype), dx, grids,
                    np.array([sh, sw, 0, top, Hd - top - P]))

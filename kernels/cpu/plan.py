@@ -8,7 +8,7 @@ import numpy as np
 from numba import get_num_threads
 
 from .. import ENTRY_POINTS
-from . import wisdom
+from . import buffers, wisdom
 from .blocks import MT, NR
 from .depthwise import (
     depthwise_backward_input,
@@ -53,8 +53,8 @@ __all__ = list(ENTRY_POINTS)
 
 # --- arrays --------------------------------------------------------------------------------------------------
 
-empty = np.empty
-zeros = np.zeros
+empty = buffers.empty  # (large arrays come from the buffer cache)
+zeros = buffers.zeros
 contiguous = np.ascontiguousarray
 asarray = np.ascontiguousarray
 
@@ -72,7 +72,7 @@ def minmax(a):
 
 
 def mul(a, b):
-    return a * b
+    return np.multiply(a, b, out=empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b)))
 
 
 def add_into(dst, src):
@@ -81,13 +81,13 @@ def add_into(dst, src):
 
 
 def add(a, b):
-    return a + b
+    return np.add(a, b, out=empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b)))
 
 
 def pad_sides(x, top, bottom, left, right):
     """x zero-padded by different amounts on each side (a new contiguous array)."""
     N, C, H, W = x.shape
-    return pad_into(contiguous(x), np.empty((N, C, H + top + bottom, W + left + right), x.dtype), top, left)
+    return pad_into(contiguous(x), empty((N, C, H + top + bottom, W + left + right), x.dtype), top, left)
 
 
 def pad(x, ph, pw):
@@ -170,7 +170,7 @@ def _forward(x, w, b, y, stride, padding, dilation, relu):
     if (sh, sw) == (1, 1):  # one phase: the padded input itself
         return conv2d_forward_phased(pad(x, ph, pw), w, b, y, 1, 1, dil_h, dil_w, relu)
     # padded straight into its stride phases, which hold P + (R-1)*dil_h // sh rows and likewise columns
-    xs = np.empty((N, C * sh * sw, P + (R - 1) * dil_h // sh, Q + (S - 1) * dil_w // sw), x.dtype)
+    xs = empty((N, C * sh * sw, P + (R - 1) * dil_h // sh, Q + (S - 1) * dil_w // sw), x.dtype)
     pad_phases(x, xs, ph, pw, sh, sw)
     return conv2d_forward_phased(xs, w, b, y, sh, sw, dil_h, dil_w, relu)
 
@@ -270,7 +270,7 @@ def conv2d_forward(x, w, b, y, stride, padding, dilation, relu, groups):
         return _depthwise_forward(x, w, b, y, stride, padding, dilation, relu)
     Kg = w.shape[0] // groups
     for g in range(groups):
-        part = np.empty((y.shape[0], Kg, y.shape[2], y.shape[3]), y.dtype)
+        part = empty((y.shape[0], Kg, y.shape[2], y.shape[3]), y.dtype)
         _forward(_group(x, g, groups), w[g * Kg : (g + 1) * Kg], b[g * Kg : (g + 1) * Kg], part, stride, padding,
                  dilation, relu)
         _into_group(y, g, groups, part)
@@ -287,7 +287,7 @@ def conv2d_backward_input(dy, w, dx, stride, padding, dilation, groups):
         return _depthwise_input_grad(dy, w, dx, stride, padding, dilation)
     Kg = w.shape[0] // groups
     for g in range(groups):
-        part = np.empty((dx.shape[0], dx.shape[1] // groups, dx.shape[2], dx.shape[3]), dx.dtype)
+        part = empty((dx.shape[0], dx.shape[1] // groups, dx.shape[2], dx.shape[3]), dx.dtype)
         _input_grad(_group(dy, g, groups), w[g * Kg : (g + 1) * Kg], part, stride, padding, dilation)
         _into_group(dx, g, groups, part)
     return dx
