@@ -204,10 +204,11 @@ def mul(a, b):
     return be.mul(a, b)
 
 
-def add(a, b):
-    """a + b, a new array (a residual connection); a and b share one shape and dtype."""
+def add(a, b, relu=False):
+    """a + b, a new array (a residual connection); a and b share one shape and dtype. With ``relu`` the sum
+    is clamped at zero in the same pass (the ReLU that follows a residual block)."""
     be, a, b = _pair_of(a, b)
-    return be.add(a, b)
+    return be.add(a, b, bool(relu))
 
 
 def add_into(dst, src):

@@ -19,8 +19,8 @@ class Sequential(Module):
     they hold wherever the gradient flows on: a Sequential of every child but its first, a Residual of both
     branches.
 
-    Fusions: a Conv2D followed by a ReLU runs the ReLU in the convolution's epilogue (the ReLU's backward
-    then reads the conv's output); a BatchNorm2D followed by a ReLU applies the ReLU inside the normalisation,
+    Fusions: a Conv2D followed by a ReLU runs the ReLU in the convolution's epilogue, a Residual followed by a
+    ReLU in the pass that adds its branches (the ReLU's backward then reads that output); a BatchNorm2D followed by a ReLU applies the ReLU inside the normalisation,
     forward and backward (the ReLU is skipped both ways); a ReLU followed by a MaxPool2D applies the ReLU's
     mask to the small pooled delta."""
 
@@ -58,7 +58,7 @@ class Sequential(Module):
         while i < len(children):
             m = children[i]
             nxt = children[i + 1] if i + 1 < len(children) else None
-            if type(nxt) is ReLU and type(m) is Conv2D:  # one pass, the ReLU in the conv's epilogue
+            if type(nxt) is ReLU and type(m) in (Conv2D, Residual):  # the ReLU in the conv's epilogue, or the add's
                 x = m.forward(x, relu=True)
                 nxt.keep_for_backward(x)  # relu(y) > 0 exactly where y > 0: its backward needs no more
                 i += 2
@@ -108,14 +108,15 @@ class Residual(Module):
         else:
             object.__setattr__(self, "shortcut", None)
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """With ``relu``, the ReLU that follows is applied in the same pass as the add (Sequential does this)."""
         y = self.body(x)
         s = x if self.shortcut is None else self.shortcut(x)
         if tuple(y.shape) != tuple(s.shape):
             what = "the input" if self.shortcut is None else "the shortcut"
             raise ValueError(f"Residual: the body returns shape {tuple(y.shape)} but {what} has shape "
                              f"{tuple(s.shape)}; they must match to be added")
-        return F.add(y, s)
+        return F.add(y, s, relu)
 
     def backward(self, dy):
         dx = self.body.backward(dy)

@@ -16,6 +16,15 @@ def relu_forward(x, y):
 
 
 @cpu_kernel
+def add_forward(a, b, y, relu):
+    """y = a + b, clamped at zero with ``relu`` (NaN stays NaN)."""
+    for i in prange(a.size):
+        v = a[i] + b[i]
+        y[i] = 0 if relu and v <= 0 else v
+    return y
+
+
+@cpu_kernel
 def relu_backward(dy, x, dx):
     """dx = dy where x > 0, else 0."""
     for i in prange(x.size):

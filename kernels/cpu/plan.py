@@ -20,6 +20,7 @@ from .depthwise import (
 from .dense import linear_backward_input, linear_backward_weight, linear_forward
 from .elementwise import (
     adam_update,
+    add_forward,
     relu_backward,
     relu_forward,
     sgd_update,
@@ -80,8 +81,10 @@ def add_into(dst, src):
     return dst
 
 
-def add(a, b):
-    return np.add(a, b, out=empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b)))
+def add(a, b, relu=False):
+    """a + b of one shape and dtype, clamped at zero with ``relu`` (a residual connection and its ReLU)."""
+    a, b = contiguous(a), contiguous(b)
+    return add_forward(flat(a), flat(b), flat(empty(a.shape, a.dtype)), relu).reshape(a.shape)
 
 
 def pad_sides(x, top, bottom, left, right):

@@ -108,13 +108,15 @@ def contiguous(a):
     return to_device(d.copy_to_host())
 
 
-@kernel("T[:], T[:], T[:]")
-def _add(a, b, out):
+@kernel("T[:], T[:], T[:], b1")
+def _add(a, b, out, relu):
     for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):  # grid-stride loop
-        out[i] = a[i] + b[i]
+        v = a[i] + b[i]
+        out[i] = 0 if relu and v <= 0 else v
 
 
-def add(a, b):
+def add(a, b, relu=False):
+    """a + b, clamped at zero with ``relu`` (a residual connection and the ReLU after it, in one pass)."""
     out = device_array(a.shape, a.dtype)
-    launch(_add, a.size, a.reshape(a.size), b.reshape(b.size), out.reshape(out.size))
+    launch(_add, a.size, a.reshape(a.size), b.reshape(b.size), out.reshape(out.size), relu)
     return out

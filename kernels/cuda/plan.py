@@ -77,8 +77,8 @@ def add_into(dst, src):
     return _add_into(dst, contiguous(src))
 
 
-def add(a, b):
-    return _add(contiguous(a), contiguous(b))
+def add(a, b, relu=False):
+    return _add(contiguous(a), contiguous(b), relu)
 
 
 def pad_sides(x, top, bottom, left, right):
