@@ -191,3 +191,31 @@ def test_pool_layers_take_the_options(rng):
     assert ap.backward(np.ones((1, 2, 4, 4))).shape == x.shape
     with pytest.raises(ValueError, match="at most half of kernel_size"):
         fc.max_pool2d(x, 2, padding=((0, 2), (0, 0)))
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=3, stride=1, padding=1),
+                                dict(kernel_size=(2, 3), stride=1, dilation=(3, 1), padding=(1, 1), ceil_mode=True)],
+                         ids=["2x2", "3x3s2", "3x3-padded", "dilated-ceil"])
+def test_the_layer_path_keeps_narrow_indices_or_none(rng, kw):
+    """A layer's max pooling (every kernel: the 2x2 and 3x3 trees and the scan) keeps int32 indices that route
+    the delta as the public int64 ones do, and in eval mode computes none; a backward after an eval-mode
+    forward finds them again."""
+    from fastconv import nn
+    from fastconv.functional.pool import max_pool2d_backward_own, max_pool2d_own
+
+    x = distinct(rng, (2, 3, 9, 10), np.float32)
+    y, idx = fc.max_pool2d(x, **kw)
+    y32, idx32 = max_pool2d_own(x, **kw)
+    assert idx32.dtype == np.int32
+    np.testing.assert_array_equal(y32, y)
+    np.testing.assert_array_equal(idx32, idx)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(max_pool2d_backward_own(dy, idx32, x.shape), fc.max_pool2d_backward(dy, idx, x.shape))
+    y_none, none = max_pool2d_own(x, **kw, indices=False)
+    assert none is None
+    np.testing.assert_array_equal(y_none, y)
+    layer = nn.MaxPool2D(**kw).eval()
+    np.testing.assert_array_equal(layer(x), y)
+    np.testing.assert_array_equal(layer.backward(dy), fc.max_pool2d_backward(dy, idx, x.shape))
+    with pytest.raises(TypeError, match="int64"):
+        fc.max_pool2d_backward(dy, idx32, x.shape)  # the public op takes the public type only

@@ -80,13 +80,30 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     indices : int64 array (N, C, P, Q), the flat index ``h*W + w`` of each winner in its (n, c) plane.
         A NaN in a window wins it (as in PyTorch).
     """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, np.int64)
+
+
+def max_pool2d_own(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, indices=True):
+    """:func:`max_pool2d` for a layer: with ``indices``, the winners' indices in the narrowest type that holds
+    them on the target (int32 on the CPU for planes under 2**31 pixels: storing int64 indices took most of
+    the pass), for :func:`max_pool2d_backward_own`; without, none are computed (inference) and None is
+    returned for them."""
+    x = float_array("x", x, 4)
+    if not indices:
+        return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, None)[0], None
+    small = not is_device_array(x) and x.shape[2] * x.shape[3] < 2**31
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, np.int32 if small else np.int64)
+
+
+def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, index_dtype):
     x = float_array("x", x, 4)
     pool = _Pooling(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     be = backend_for(x)
     N, C = x.shape[:2]
     y = be.empty((N, C, *pool.out_hw), x.dtype)
-    idx = be.empty((N, C, *pool.out_hw), np.int64)
-    be.max_pool2d_forward(be.contiguous(x), y, idx, *pool.k, *pool.stride, *pool.top_left, *pool.dil)
+    keep = index_dtype is not None
+    idx = be.empty((N, C, *pool.out_hw) if keep else (1, 1, 1, 1), index_dtype or np.int64)
+    be.max_pool2d_forward(be.contiguous(x), y, idx, *pool.k, *pool.stride, *pool.top_left, *pool.dil, keep)
     return y, idx
 
 
@@ -119,7 +136,7 @@ def _max_pool_backward(dy, indices, x_shape, check_range):
     N, C, H, W = x_shape
     if not (isinstance(indices, np.ndarray) or is_device_array(indices)):
         raise TypeError(f"indices must be an int64 array from max_pool2d, got {type(indices).__name__}")
-    if np.dtype(indices.dtype) != np.int64:
+    if np.dtype(indices.dtype) != np.int64 and (check_range or np.dtype(indices.dtype) != np.int32):
         raise TypeError(f"indices must have dtype int64, got {indices.dtype}")
     if tuple(indices.shape) != tuple(dy.shape):
         raise ValueError(f"indices must have dy's shape {tuple(dy.shape)}, got {tuple(indices.shape)}")

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import functional as F
 from ..functional.conv import conv2d_backward_weight_bias, conv2d_relu
-from ..functional.pool import max_pool2d_backward_own
+from ..functional.pool import max_pool2d_backward_own, max_pool2d_own
 from .._checks import conv_padding, groups_of, is_device_array, is_per_side, pair
 from . import init
 from .module import Module, Parameter
@@ -130,7 +130,8 @@ class _Pool(Module):
 
 class MaxPool2D(_Pool):
     """Max pooling (PyTorch's options: per-side padding, dilation, ceil_mode); keeps the winners' indices
-    for backward."""
+    for backward in training mode. In eval mode it computes none (the maxima alone are several times
+    faster); a backward after an eval-mode forward finds them again from the input it kept."""
 
     output = None  # the last forward's result (a Sequential applies a preceding ReLU's mask to it)
 
@@ -146,11 +147,14 @@ class MaxPool2D(_Pool):
 
     def forward(self, x):
         self._x_shape = tuple(x.shape)
-        y, self._indices = F.max_pool2d(x, **self._kw())
+        y, self._indices = max_pool2d_own(x, **self._kw(), indices=self.training)
+        self._x = None if self.training else x
         self.output = y
         return y
 
     def backward(self, dy):
+        if self._indices is None:  # after an eval-mode forward
+            self._indices = max_pool2d_own(self._x, **self._kw())[1]
         return max_pool2d_backward_own(dy, self._indices, self._x_shape)
 
 

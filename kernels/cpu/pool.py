@@ -20,9 +20,10 @@ def _take(v, best):
 
 
 @cpu_kernel
-def _max_pool_2x2(x, y, idx):
+def _max_pool_2x2(x, y, idx, keep):
     """2x2 windows, stride 2, no padding (LeNet's): each window as a tree, (a b) and (c d) first, then the two
-    winners. Branch-free, with a dependency chain of two selects instead of three."""
+    winners. Branch-free, with a dependency chain of two selects instead of three. Indices only with ``keep``
+    (storing them is most of the time: without, the maxima vectorise)."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
     for nc in prange(N * C):  # one (n, c) plane per iteration
@@ -32,7 +33,7 @@ def _max_pool_2x2(x, y, idx):
             r0 = x[n, c, 2 * p]
             r1 = x[n, c, 2 * p + 1]
             yr = y[n, c, p]
-            ir = idx[n, c, p]
+            ir = idx[n, c, p] if keep else idx[0, 0, 0]  # (without keep, idx is a 1x1x1x1 stand-in)
             for q in range(Q):
                 a, b, d0, d1 = r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]
                 t1 = _take(b, a)
@@ -43,7 +44,8 @@ def _max_pool_2x2(x, y, idx):
                 j2 = W + 1 if t2 else W
                 t3 = _take(m2, m1)
                 yr[q] = m2 if t3 else m1
-                ir[q] = 2 * (p * W + q) + (j2 if t3 else j1)
+                if keep:
+                    ir[q] = 2 * (p * W + q) + (j2 if t3 else j1)
     return y
 
 
@@ -60,7 +62,7 @@ def _take3(r, o, z):
 
 
 @cpu_kernel
-def _max_pool_3x3s2(x, y, idx):
+def _max_pool_3x3s2(x, y, idx, keep):
     """3x3 windows, stride 2, no padding (AlexNet's and GoogLeNet's pooling): each window's three rows reduced
     on their own, then combined. Branch-free; the rows' chains are independent (the general scan is one
     chain of nine, 2.1-2.7x slower)."""
@@ -75,7 +77,7 @@ def _max_pool_3x3s2(x, y, idx):
             r1 = x[n, c, 2 * p + 1]
             r2 = x[n, c, 2 * p + 2]
             yr = y[n, c, p]
-            ir = idx[n, c, p]
+            ir = idx[n, c, p] if keep else idx[0, 0, 0]  # (without keep, idx is a 1x1x1x1 stand-in)
             for q in range(Q):
                 o = np.uint64(2 * q)
                 m0, j0 = _take3(r0, o, z)
@@ -86,12 +88,13 @@ def _max_pool_3x3s2(x, y, idx):
                 j = j1 + W if t else j0
                 t = _take(m2, m)
                 yr[q] = m2 if t else m
-                ir[q] = 2 * (p * W + q) + (j2 + 2 * W if t else j)
+                if keep:
+                    ir[q] = 2 * (p * W + q) + (j2 + 2 * W if t else j)
     return y
 
 
 @cpu_kernel
-def _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
+def _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w, keep):
     """Any window, dilated or not: each one scanned row by row over its taps inside x (padding is -inf; the
     caller guarantees every window holds at least one input)."""
     N, C, H, W = x.shape
@@ -116,19 +119,21 @@ def _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
                             best = v
                             bi = h * W + wc
                 y[n, c, p, q] = best
-                idx[n, c, p, q] = bi
+                if keep:
+                    idx[n, c, p, q] = bi
     return y
 
 
-def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
-    """y = max over each window (padding is -inf); idx = flat index of the winner. NaN wins, like PyTorch.
+def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w, keep):
+    """y = max over each window (padding is -inf); with ``keep``, idx = flat index of the winner (int64 or
+    int32; without, idx is not touched). NaN wins, like PyTorch.
     (Chosen here, in Python, so a process compiles only the kernel its shapes use: the trees need undilated
     2x2 or 3x3 windows at stride 2, unpadded, all inside x.)"""
     P, Q = y.shape[2], y.shape[3]
     inside_x = (P - 1) * sh + kh <= x.shape[2] and (Q - 1) * sw + kw <= x.shape[3]
     if (sh, sw, ph, pw, dil_h, dil_w) == (2, 2, 0, 0, 1, 1) and kh == kw and kh in (2, 3) and inside_x:
-        return (_max_pool_2x2 if kh == 2 else _max_pool_3x3s2)(x, y, idx)
-    return _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+        return (_max_pool_2x2 if kh == 2 else _max_pool_3x3s2)(x, y, idx, keep)
+    return _max_pool_scan(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w, keep)
 
 
 @cpu_kernel

@@ -10,8 +10,8 @@ from ._launch import kernel, launch
 from .memory import to_device
 
 
-@kernel("T[:,:,:,:], T[:,:,:,:], i8[:,:,:,:], i8, i8, i8, i8, i8, i8, i8, i8")
-def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
+@kernel("T[:,:,:,:], T[:,:,:,:], i8[:,:,:,:], i8, i8, i8, i8, i8, i8, i8, i8, b1")
+def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w, keep):
     N, C, P, Q = y.shape
     for i in range(cuda.grid(1), N * C * P * Q, cuda.gridsize(1)):  # grid-stride loop
         q = i % Q
@@ -38,11 +38,12 @@ def _max_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
                     best = v
                     bi = h * W + w
         y[n, c, p, q] = best
-        idx[n, c, p, q] = bi
+        if keep:
+            idx[n, c, p, q] = bi
 
 
-def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w):
-    launch(_max_forward, y.size, x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+def max_pool2d_forward(x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w, keep):
+    launch(_max_forward, y.size, x, y, idx, kh, kw, sh, sw, ph, pw, dil_h, dil_w, keep)
     return y
 
 
