@@ -175,3 +175,35 @@ def test_bad_batch_norm_and_residual_input_is_named():
         block(np.zeros((1, 2, 4, 4), np.float32))
     with pytest.raises(TypeError, match="must be a Module"):
         nn.Residual(nn.ReLU(), "not a module")
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_eval_mode_folds_batch_norm_into_the_conv_exactly_enough(rng, relu, bias):
+    """In eval mode a Conv2D + BatchNorm2D (+ ReLU) runs as one folded convolution: the same outputs as the
+    layers one by one (float64, to rounding), and a backward pass after it gives the same gradients."""
+    def net():
+        nn.manual_seed(4)
+        layers = [nn.Conv2D(3, 5, 3, padding=1, bias=bias, dtype=np.float64), nn.BatchNorm2D(5, dtype=np.float64)]
+        return nn.Sequential(*layers, *([nn.ReLU()] if relu else []), nn.Conv2D(5, 2, 1, dtype=np.float64)).set_input_grad(True)
+
+    folded, plain = net(), net()
+    x = rng.standard_normal((4, 3, 6, 6))
+    for m in (folded, plain):  # running statistics away from their start
+        m.train()
+        m(x * 2 + 1)
+        m.eval()
+    y = folded(x)
+    assert folded._folded == {1}
+    layer_by_layer = x
+    for m in plain:
+        layer_by_layer = m(layer_by_layer)
+    np.testing.assert_allclose(y, layer_by_layer, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx = folded.backward(dy)
+    g = dy
+    for m in reversed(list(plain)):
+        g = m.backward(g)
+    np.testing.assert_allclose(dx, g, rtol=1e-12, atol=1e-12)
+    for (k, p), q in zip(folded.named_parameters(), plain.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-12, atol=1e-12, err_msg=k)

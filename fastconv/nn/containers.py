@@ -1,4 +1,6 @@
 """Containers: Sequential, with the fusions it applies between neighbouring layers, and Residual."""
+import numpy as np
+
 from .. import functional as F
 from .layers import Conv2D, MaxPool2D, ReLU
 from .module import Module
@@ -7,6 +9,13 @@ from .norm import BatchNorm2D
 
 def _relu_then_max_pool(m, nxt):
     return type(m) is ReLU and type(nxt) is MaxPool2D and nxt.output is not None
+
+
+def _foldable(m, nxt):
+    """A Conv2D on the CPU followed by a BatchNorm2D in eval mode: the normalisation is an affine map per
+    channel, folded into the convolution's weights and bias."""
+    return (type(m) is Conv2D and type(nxt) is BatchNorm2D and not nxt.training
+            and isinstance(m.weight.data, np.ndarray))
 
 
 class Sequential(Module):
@@ -22,7 +31,9 @@ class Sequential(Module):
     Fusions: a Conv2D followed by a ReLU runs the ReLU in the convolution's epilogue, a Residual followed by a
     ReLU in the pass that adds its branches (the ReLU's backward then reads that output); a BatchNorm2D followed by a ReLU applies the ReLU inside the normalisation,
     forward and backward (the ReLU is skipped both ways); a ReLU followed by a MaxPool2D applies the ReLU's
-    mask to the small pooled delta."""
+    mask to the small pooled delta. In eval mode on the CPU a Conv2D followed by a BatchNorm2D (and a ReLU)
+    runs as one convolution whose weights and bias have the normalisation folded in (a backward pass after
+    such a forward first recomputes what the BatchNorm2D needs)."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -33,6 +44,7 @@ class Sequential(Module):
             if i > 0:
                 m.set_input_grad(True)  # its dx is the delta of the layer before it
         self._bn_relu = set()  # indices of the BatchNorm2D layers that ran with their ReLU in the last forward
+        self._folded = set()  # indices of the BatchNorm2D layers folded into the Conv2D before them
         self.set_input_grad(False)
 
     def __len__(self):
@@ -53,12 +65,19 @@ class Sequential(Module):
 
     def forward(self, x):
         children = list(self._children.values())
-        self._bn_relu = set()
+        self._bn_relu, self._folded = set(), set()
         i = 0
         while i < len(children):
             m = children[i]
             nxt = children[i + 1] if i + 1 < len(children) else None
-            if type(nxt) is ReLU and type(m) in (Conv2D, Residual):  # the ReLU in the conv's epilogue, or the add's
+            if _foldable(m, nxt):
+                relu = i + 2 < len(children) and type(children[i + 2]) is ReLU
+                x = m.forward_affine(x, *nxt.affine(), relu=relu)
+                self._folded.add(i + 1)
+                if relu:
+                    children[i + 2].keep_for_backward(x)
+                i += 3 if relu else 2
+            elif type(nxt) is ReLU and type(m) in (Conv2D, Residual):  # the ReLU in the conv's epilogue, or the add's
                 x = m.forward(x, relu=True)
                 nxt.keep_for_backward(x)  # relu(y) > 0 exactly where y > 0: its backward needs no more
                 i += 2
@@ -76,6 +95,11 @@ class Sequential(Module):
         i = len(children) - 1
         while i >= 0:
             m = children[i]
+            if i in self._folded:  # folded into the conv before it: its forward runs now, for its cache
+                conv = children[i - 1]
+                m.forward(conv.forward(conv._x))
+                self._folded.discard(i)
+                continue
             if i > 0 and i - 1 in self._bn_relu:  # the ReLU ran inside the BatchNorm2D before it
                 dy = children[i - 1].backward(dy)
                 i -= 2

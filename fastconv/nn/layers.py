@@ -42,6 +42,15 @@ class Conv2D(Module):
         self._x = x
         return conv2d_relu(x, self.weight.data, None if self.bias is None else self.bias.data, **self._kw(), relu=relu)
 
+    def forward_affine(self, x, scale, shift, relu=False):
+        """``conv(x) * scale + shift`` per output channel in one convolution, scale folded into the weights and
+        shift into the bias (a BatchNorm2D in eval mode after this layer); clamped at zero with ``relu``."""
+        self._x = x
+        w = self.weight.data
+        b = shift if self.bias is None else self.bias.data * scale + shift
+        return conv2d_relu(x, (w * scale.reshape(-1, 1, 1, 1)).astype(w.dtype), b.astype(w.dtype), **self._kw(),
+                           relu=relu)
+
     def backward(self, dy):
         x = self._x
         if self.bias is None:

@@ -62,6 +62,12 @@ class BatchNorm2D(Module):
         self._x, self._cache = x, cache
         return y
 
+    def affine(self):
+        """(scale, shift) of eval mode's ``y = x * scale + shift`` per channel, from the running statistics."""
+        scale = np.asarray(self.weight.data, np.float64) / np.sqrt(np.asarray(self.running_var, np.float64) + self.eps)
+        shift = np.asarray(self.bias.data, np.float64) - np.asarray(self.running_mean, np.float64) * scale
+        return scale.astype(self.weight.dtype), shift.astype(self.weight.dtype)
+
     def _update_running(self, cache, M):
         _blend(self.running_mean, cache.mean, self.momentum)
         _blend(self.running_var, cache.var * (M / (M - 1)), self.momentum)
