@@ -132,3 +132,20 @@ def test_safetensors_into_pytorch_and_back(tmp_path):
     safetensors_torch.save_file(net.state_dict(), str(tmp_path / "t.safetensors"))
     again = ckpt.load(tmp_path / "t.safetensors", model=resnet20(in_channels=1)).model.eval()
     np.testing.assert_allclose(again(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+def test_without_the_onnx_package_the_cli_says_what_to_install(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+
+    ckpt.save(tmp_path / "c.npz", lenet5())
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    assert cli.main(["export", str(tmp_path / "c.npz"), str(tmp_path / "m.onnx")]) == 2
+    assert "pip install 'fastconv[onnx]'" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

@@ -97,3 +97,15 @@ def test_a_damaged_or_foreign_wisdom_file_leaves_the_built_in_rules(wisdom_file)
         wisdom.reload()
         assert wisdom.choice("forward", "any key", "phased") == "phased"
         np.testing.assert_allclose(fc.conv2d(x, w, padding=1), want, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_tune_writes_and_forgets(wisdom_file, capsys):
+    from fastconv import cli
+
+    assert cli.main(["tune", "--model", "lenet5", "--batch-size", "4", "--inference"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("forward n4 ") == 2 and f"wrote {wisdom_file}" in out
+    assert wisdom.machine_key() in json.loads(wisdom_file.read_text())
+    assert cli.main(["tune", "--forget"]) == 0
+    assert wisdom.machine_key() not in json.loads(wisdom_file.read_text())
+    assert cli.main(["tune", "--model", "vgg"]) == 2

@@ -22,7 +22,7 @@ def _onnx():
     try:
         import onnx
     except ImportError:
-        raise ImportError("fastconv.onnx needs the onnx package: pip install 'fastconv[onnx]'") from None
+        raise ModuleNotFoundError("fastconv.onnx needs the onnx package: pip install 'fastconv[onnx]'") from None
     return onnx
 
 
