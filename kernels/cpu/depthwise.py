@@ -3,23 +3,20 @@ is the channel multiplier. A per-channel stencil, memory-bound.
 
 Stride 1 (any dilation) runs on zero-bordered copies of one plane at a time, in a buffer per thread: each
 tap of NT outputs of a row reads NT consecutive inputs, and their accumulators stay in registers for every tap
-(``micro.outer`` with a one-row block): ``depthwise_unpacked`` for the input gradient (the full correlation of
-the bordered delta with the flipped taps) and the forward with dilated rows, ``depthwise_rows`` for the
-forward otherwise (MB rows per block share each input row's loads), and ``depthwise_weight_dot`` for the
-weight gradient (dot products along the padded width). Strided passes sweep rows,
+(``micro.outer`` with a one-row block): ``depthwise_unpacked`` for the forward and the input gradient (the full
+correlation of the bordered delta with the flipped taps), and ``depthwise_weight_dot`` for the weight gradient
+(dot products along the padded width). Strided passes sweep rows,
 one tap at a time, with the valid range of each tap worked out once (``ranges.inside``).
 
 Each prange iteration owns what it writes: a (n, k) output plane in the forward, a (n, c) input plane in the
 input gradient (the m output channels that read it are summed there in order), a weight row in the weight
 gradient. No checking here: shapes, dtypes and contiguity are the caller's contract.
 """
-import math
-
 import numpy as np
 from numba import prange
 
 from ..config import cpu_kernel
-from .blocks import ACC, NT, V
+from .blocks import NT, V
 from .dot import dot1x4
 from .intrinsics import store_lanes
 from .micro import accumulators, outer
@@ -75,89 +72,6 @@ def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, parts, rel
                     cnt = min(NT, Q - q0)
                     for u in range(0, cnt, V):
                         store_lanes(acc, np.uint64(u), row, np.uint64(q0 + u), min(V, cnt - u), b, relu)
-    return y
-
-
-MB = ACC // NT  # output rows per block of ``depthwise_rows``: 4 rows of 64 on AVX-512, 3 of 32 on AVX2
-
-
-@cpu_kernel(parallel=False, inline=True)
-def _fill_plane_finite(buf, x, n, c, top, left, Wp):
-    """buf = plane (n, c) of x at (top, left) of a plane Wp wide (borders left as they are: zero); returns
-    whether every value of the plane is finite."""
-    H, W = x.shape[2], x.shape[3]
-    bad = 0
-    for h in range(H):
-        src = x[n, c, h]
-        d = np.uint64((top + h) * Wp + left)
-        for v in range(W):
-            val = src[v]
-            buf[d + np.uint64(v)] = val
-            bad += 0 if math.isfinite(val) else 1
-    return bad == 0
-
-
-@cpu_kernel
-def depthwise_rows(x, top, left, Hp, Wp, R, S, dil_w, offs, wt, bias, y, m, parts, relu):
-    """Stride-1 depthwise forward with undilated rows: y[n, o, p, q] = bias[o] + sum over (r, s) of
-    wt[o, r*S + s, 0] * plane[(p + r)*Wp + q + s*dil_w], plane = input plane (n, o // m) at (top, left) of an
-    Hp x Wp zero plane. MB output rows of NT columns at a time: each input row is loaded once per column shift
-    and feeds the MB rows' accumulators together, with a zero weight for a row it has no tap in (a row block
-    reads MB + R - 1 input rows). Those zero weights multiply real inputs, so a plane holding an Inf or a NaN
-    takes the per-row path of ``depthwise_unpacked`` instead (taps ``offs``), which multiplies no input by a
-    weight it does not have. Items (output planes) are split into ``parts`` ranges, one per thread, each with
-    its own zero-bordered buffer (MB - 1 rows of slack below: a last block's unstored rows read them)."""
-    N, O, P, Q = y.shape
-    items = N * O
-    parts = max(1, min(parts, items))
-    bufs = np.zeros((parts, (Hp + MB) * Wp + NT), x.dtype)
-    T = offs.size
-    for part in prange(parts):  # each part owns its buffer and its output planes
-        buf = bufs[part]
-        acc = accumulators(y.dtype)
-        z = np.zeros(1, y.dtype)[0]
-        last, finite = -1, True
-        for it in range(part * items // parts, (part + 1) * items // parts):
-            n = it // O
-            o = it - n * O
-            src = n * x.shape[1] + o // m
-            if src != last:  # (the m outputs of one input plane share its copy)
-                finite = _fill_plane_finite(buf, x, n, o // m, top, left, Wp)
-                last = src
-            a = wt[o]
-            b = bias[o]
-            if not finite:  # one row at a time, as depthwise_unpacked
-                for p in range(P):
-                    row = y[n, o, p]
-                    for q0 in range(0, Q, NT):
-                        outer(a, buf, offs, p * Wp + q0, T, acc, 1, NT, NT)
-                        cnt = min(NT, Q - q0)
-                        for u in range(0, cnt, V):
-                            store_lanes(acc, np.uint64(u), row, np.uint64(q0 + u), min(V, cnt - u), b, relu)
-                continue
-            for p0 in range(0, P, MB):  # output rows p0 .. p0 + MB - 1
-                for q0 in range(0, Q, NT):
-                    for t in range(MB * NT):
-                        acc[t] = 0
-                    for rr in range(MB + R - 1):  # input rows p0 + rr: tap row rr - i of output row p0 + i
-                        for s in range(S):
-                            base = np.uint64((p0 + rr) * Wp + s * dil_w + q0)
-                            w0 = a[rr * S + s, 0] if rr < R else z
-                            w1 = a[(rr - 1) * S + s, 0] if 1 <= rr < R + 1 else z
-                            w2 = a[(rr - 2) * S + s, 0] if 2 <= rr < R + 2 else z
-                            w3 = a[(rr - 3) * S + s, 0] if MB > 3 and 3 <= rr < R + 3 else z
-                            for j in range(NT):
-                                v = buf[base + np.uint64(j)]
-                                acc[j] += w0 * v
-                                acc[NT + j] += w1 * v
-                                acc[2 * NT + j] += w2 * v
-                                if MB > 3:
-                                    acc[3 * NT + j] += w3 * v
-                    cnt = min(NT, Q - q0)
-                    for i in range(min(MB, P - p0)):
-                        row = y[n, o, p0 + i]
-                        for u in range(0, cnt, V):
-                            store_lanes(acc, np.uint64(i * NT + u), row, np.uint64(q0 + u), min(V, cnt - u), b, relu)
     return y
 
 

@@ -14,7 +14,6 @@ from .depthwise import (
     depthwise_backward_input,
     depthwise_backward_weight,
     depthwise_forward,
-    depthwise_rows,
     depthwise_unpacked,
     depthwise_weight_dot,
 )
@@ -217,10 +216,8 @@ def _depthwise_forward(x, w, b, y, stride, padding, dilation, relu):
     K, _, R, S = w.shape
     Hp, Wp = H + 2 * ph, W + 2 * pw
     wt = np.ascontiguousarray(w.reshape(K, R * S, 1))
-    taps = _depthwise_taps(R, S, Wp, dil_h, dil_w)
-    if dil_h == 1:  # several output rows per block, sharing each input row's loads
-        return depthwise_rows(x, ph, pw, Hp, Wp, R, S, dil_w, taps, wt, b, y, K // C, get_num_threads(), relu)
-    return depthwise_unpacked(x, ph, pw, Hp, Wp, taps, wt, b, y, 1, K // C, get_num_threads(), relu)
+    return depthwise_unpacked(x, ph, pw, Hp, Wp, _depthwise_taps(R, S, Wp, dil_h, dil_w), wt, b, y, 1, K // C,
+                              get_num_threads(), relu)
 
 
 def _depthwise_input_grad(dy, w, dx, stride, padding, dilation):
