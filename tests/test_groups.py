@@ -100,3 +100,23 @@ def test_grouped_layer_and_its_parameters(rng):
     np.testing.assert_allclose(layer.weight.grad, fc.conv2d_backward_weight(dy, x, (6, 2, 3, 3), padding=1, groups=2), rtol=1e-6)
     with pytest.raises(ValueError, match="groups=4 must divide"):
         nn.Conv2D(6, 4, 3, groups=4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kw", [(((2, 3, 9, 11), (3, 1, 3, 3)), dict(padding=1)),
+                                       (((2, 3, 9, 70), (6, 1, 5, 2)), dict(padding=(2, 0), dilation=(1, 2))),
+                                       (((1, 4, 5, 4), (4, 1, 7, 3)), dict(padding=3))])
+def test_depthwise_forward_propagates_inf_and_nan_as_the_maths_says(shape, kw, dtype):
+    """The row-block forward multiplies inputs by zero weights where a row has no tap: a plane with an Inf or
+    a NaN must take the exact path, so the non-finite outputs are exactly the reference's."""
+    import reference as ref
+
+    rng = np.random.default_rng(3)
+    x, w = (rng.standard_normal(s).astype(dtype) for s in shape)
+    x[0, 1, 2, 3], x[-1, 0, 0, 0] = np.inf, np.nan
+    y = fc.conv2d(x, w, padding=kw["padding"], dilation=kw.get("dilation", 1), groups=x.shape[1])
+    want = ref.conv2d(x, w, padding=kw["padding"], dilation=kw.get("dilation", 1), groups=x.shape[1])
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(y[finite], want[finite], rtol=1e-4, atol=1e-4)
