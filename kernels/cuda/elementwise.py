@@ -8,9 +8,10 @@ from ._launch import kernel, launch
 
 @kernel("T[:], T[:]")
 def _relu(x, y):
+    z = x.dtype.type(0)  # (constants in the arrays' type: an int or float literal would make this float64 work)
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):  # grid-stride loop
         v = x[i]
-        y[i] = 0 if v <= 0 else v
+        y[i] = z if v <= z else v
 
 
 def relu_forward(x, y):
@@ -20,8 +21,9 @@ def relu_forward(x, y):
 
 @kernel("T[:], T[:], T[:]")
 def _relu_backward(dy, x, dx):
+    z = x.dtype.type(0)
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):  # grid-stride loop
-        dx[i] = dy[i] if x[i] > 0 else 0
+        dx[i] = dy[i] if x[i] > z else z
 
 
 def relu_backward(dy, x, dx):
@@ -42,8 +44,9 @@ def tanh_forward(x, y):
 
 @kernel("T[:], T[:], T[:]")
 def _tanh_backward(dy, y, dx):
+    one = y.dtype.type(1)
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):  # grid-stride loop
-        dx[i] = dy[i] * (1 - y[i] * y[i])
+        dx[i] = dy[i] * (one - y[i] * y[i])
 
 
 def tanh_backward(dy, y, dx):
@@ -53,13 +56,14 @@ def tanh_backward(dy, y, dx):
 
 @kernel("T[:], T[:]")
 def _sigmoid(x, y):
+    z, one = x.dtype.type(0), x.dtype.type(1)
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):  # grid-stride loop
         v = x[i]
-        if v >= 0:
-            y[i] = 1 / (1 + math.exp(-v))
+        if v >= z:
+            y[i] = one / (one + math.exp(-v))
         else:
             e = math.exp(v)
-            y[i] = e / (1 + e)
+            y[i] = e / (one + e)
 
 
 def sigmoid_forward(x, y):
@@ -69,8 +73,9 @@ def sigmoid_forward(x, y):
 
 @kernel("T[:], T[:], T[:]")
 def _sigmoid_backward(dy, y, dx):
+    one = y.dtype.type(1)
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):  # grid-stride loop
-        dx[i] = dy[i] * y[i] * (1 - y[i])
+        dx[i] = dy[i] * y[i] * (one - y[i])
 
 
 def sigmoid_backward(dy, y, dx):
@@ -94,10 +99,12 @@ def sum_rows(a, out):
 
 @kernel("T[:], T[:], T[:], f8, f8, f8, f8, b1, b1")
 def _sgd(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    t = p.dtype.type  # the hyper-parameters in the parameters' type (float64 scalars would make it float64 work)
+    lr, momentum, keep, weight_decay = t(lr), t(momentum), t(1) - t(dampening), t(weight_decay)
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):  # grid-stride loop
         d = g[i] + weight_decay * p[i]
         if momentum != 0:
-            b = d if first else momentum * buf[i] + (1 - dampening) * d
+            b = d if first else momentum * buf[i] + keep * d
             buf[i] = b
             d = d + momentum * b if nesterov else b
         p[i] -= lr * d
@@ -110,10 +117,13 @@ def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first
 
 @kernel("T[:], T[:], T[:], T[:], f8, f8, f8, f8, f8, f8")
 def _adam(p, g, m, v, step_size, beta1, beta2, eps, weight_decay, bc2_sqrt):
+    t = p.dtype.type
+    step_size, eps, weight_decay, bc2_sqrt = t(step_size), t(eps), t(weight_decay), t(bc2_sqrt)
+    b1, c1, b2, c2 = t(beta1), t(1) - t(beta1), t(beta2), t(1) - t(beta2)
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):  # grid-stride loop
         d = g[i] + weight_decay * p[i]
-        mi = beta1 * m[i] + (1 - beta1) * d
-        vi = beta2 * v[i] + (1 - beta2) * d * d
+        mi = b1 * m[i] + c1 * d
+        vi = b2 * v[i] + c2 * d * d
         m[i] = mi
         v[i] = vi
         p[i] -= step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
