@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..kernels.cpu import wisdom
 from . import cases, peers
 
 
@@ -70,13 +71,6 @@ def interleaved(fns, min_time=0.5, rounds=ROUNDS, warmup=2, settle=SETTLE_S):
                 fn()
             per_call[name].append((time.perf_counter() - t) / calls[name])
     return {name: tuple(1000 * float(f(v)) for f in (np.median, np.min, np.max)) for name, v in per_call.items()}
-
-
-def _kernel_choices():
-    from fastconv.kernels.cpu import wisdom
-
-    n = len(wisdom.table())
-    return f"{n} measured by `fastconv tune` ({wisdom.path()})" if n else "the built-in rules (no `fastconv tune` data)"
 
 
 def sgemm_gflops(n=2048, min_time=1.0):
@@ -209,7 +203,7 @@ def run(quick=False, threads=None, with_torch=True, startup=True, only=None, log
     report = {
         "machine": {"platform": platform.platform(), "processor": cpu_model(),
                     "cpus": os.cpu_count(), "threads": threads, "python": sys.version.split()[0],
-                    "numpy": np.__version__, "blas": blas_info(), "kernel_choices": _kernel_choices()},
+                    "numpy": np.__version__, "blas": blas_info(), "kernel_choices": wisdom.describe()},
         "engines": names,
         "sgemm_gflops": sgemm_gflops(1024 if quick else 2048, min_time),
         "kernels": [],

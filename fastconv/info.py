@@ -11,6 +11,7 @@ def collect():
     import fastconv
     from fastconv import cuda
     from fastconv.kernels import config
+    from fastconv.kernels.cpu import wisdom
 
     x = np.ones((1, 1, 4, 4), np.float32)
     fastconv.relu(x)  # run one parallel kernel so the threading layer is chosen
@@ -31,12 +32,5 @@ def collect():
         "cuda": cuda.describe(),
         "kernel cache": cache,
         "kernel cache enabled": config.CACHE,
-        "kernel choices": _wisdom(),
+        "kernel choices": wisdom.describe(),
     }
-
-
-def _wisdom():
-    from fastconv.kernels.cpu import wisdom
-
-    n = len(wisdom.table())
-    return f"{n} measured for this machine in {wisdom.path()}" if n else f"built-in rules (no entries in {wisdom.path()})"

@@ -27,7 +27,7 @@ def save(path, model, write=None):
         if a.dtype not in _NAMES:
             raise TypeError(f"state_dict[{k!r}] has dtype {a.dtype}, which safetensors cannot hold")
         header[k] = {"dtype": _NAMES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        data.append(a.astype(a.dtype.newbyteorder("<")).tobytes())
+        data.append(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
         offset += a.nbytes
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # the data start 8-byte aligned
@@ -120,6 +120,6 @@ def _check_names(path, index, shapes):
 
 def load_into(path, model):
     """Copy the weights of a safetensors file into ``model`` (names and shapes checked first)."""
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    shapes = {k: tuple(a.shape) for k, a in model._arrays()}
     model.load_state_dict(read(path, shapes))
     return model

@@ -8,6 +8,7 @@ the model, then each candidate of each distinct layer shape timed for at least `
 at least; 2-6 s for ResNet-20 at batch 64), after one untimed call that compiles it if the cache lacks it (the first tuning on a fresh install
 compiles the kernels the defaults never use, some seconds each).
 """
+import json
 import time
 
 import numpy as np
@@ -63,13 +64,8 @@ def tune(model, input_shape, train=True, min_time=0.25, path=None):
     (that shape is left to the built-in rule). The choices are written to the wisdom file (merged with the
     entries of other shapes and machines) and used from the next convolution on."""
     x = np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(model.parameters()[0].dtype)
-    modes = [(m, m.training) for m in model.modules()]
-    model.train(train)
-    try:
+    with model.mode(train):
         calls = {key: (op, thunk) for op, key, thunk in _record(model, x, train)}
-    finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
     results = []
     for key, (op, thunk) in calls.items():
         ms = _measure(op, thunk, min_time)
@@ -80,27 +76,28 @@ def tune(model, input_shape, train=True, min_time=0.25, path=None):
     return results
 
 
-def _store(choices, path=None):
-    import json
-
+def _update(change, path=None):
+    """Apply ``change`` to the whole file's {machine: {shape key: kernel}} and write it atomically (unless
+    ``change`` returns False: nothing changed); the next lookup reads it again."""
     p = wisdom.path() if path is None else path
     data = wisdom.read_file(p)
-    mine = data.setdefault(wisdom.machine_key(), {})
-    for key, chosen in choices.items():
-        if chosen is None:
-            mine.pop(key, None)
-        else:
-            mine[key] = chosen
-    atomic_write_bytes(p, json.dumps(data, indent=1, sort_keys=True).encode())
+    if change(data) is not False:
+        atomic_write_bytes(p, json.dumps(data, indent=1, sort_keys=True).encode())
     wisdom.reload()
+
+
+def _store(choices, path=None):
+    def change(data):
+        mine = data.setdefault(wisdom.machine_key(), {})
+        for key, chosen in choices.items():
+            if chosen is None:
+                mine.pop(key, None)
+            else:
+                mine[key] = chosen
+
+    _update(change, path)
 
 
 def forget(path=None):
     """Remove this machine's measured choices (the built-in rules decide again)."""
-    import json
-
-    p = wisdom.path() if path is None else path
-    data = wisdom.read_file(p)
-    if data.pop(wisdom.machine_key(), None) is not None:
-        atomic_write_bytes(p, json.dumps(data, indent=1, sort_keys=True).encode())
-    wisdom.reload()
+    _update(lambda data: data.pop(wisdom.machine_key(), None) is not None, path)

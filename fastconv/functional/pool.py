@@ -88,15 +88,17 @@ def max_pool2d_own(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     them on the target (int32 on the CPU for planes under 2**31 pixels: storing int64 indices took most of
     the pass), for :func:`max_pool2d_backward_own`; without, none are computed (inference) and None is
     returned for them."""
-    x = float_array("x", x, 4)
-    if not indices:
-        return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, None)[0], None
-    small = not is_device_array(x) and x.shape[2] * x.shape[3] < 2**31
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, np.int32 if small else np.int64)
+    y, idx = _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, "narrow" if indices else None)
+    return y, (idx if indices else None)
 
 
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, index_dtype):
+    """(y, idx) with indices of ``index_dtype``: np.int64, "narrow" (int32 where it holds every index and the
+    target has such kernels: the CPU, planes under 2**31 pixels), or None (none computed; idx is then a
+    1x1x1x1 stand-in the kernels do not touch)."""
     x = float_array("x", x, 4)
+    if index_dtype == "narrow":
+        index_dtype = np.int32 if not is_device_array(x) and x.shape[2] * x.shape[3] < 2**31 else np.int64
     pool = _Pooling(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     be = backend_for(x)
     N, C = x.shape[:2]

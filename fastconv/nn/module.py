@@ -1,5 +1,6 @@
 """Parameter and Module: the bookkeeping every layer shares."""
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -113,34 +114,45 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    @contextmanager
+    def mode(self, training):
+        """``with model.mode(False):`` runs a block in eval (or training) mode, then gives every module back
+        the mode it had."""
+        modes = [(m, m.training) for m in self.modules()]
+        self.train(training)
+        try:
+            yield self
+        finally:
+            for m, was in modes:
+                object.__setattr__(m, "training", was)
+
+    def _arrays(self):
+        """(key, array) of every parameter and buffer, in ``_state`` order: the arrays themselves, no copies."""
+        for key, owner, name, is_buffer in self._state():
+            yield key, owner._buffers[name] if is_buffer else owner._params[name].data
+
     def state_dict(self):
         """Name -> numpy copy of each parameter and buffer, in PyTorch's order and with its names
         ("3.weight", "1.running_mean")."""
-        out = OrderedDict()
-        for key, owner, name, is_buffer in self._state():
-            a = owner._buffers[name] if is_buffer else owner._params[name].data
-            out[key] = to_host(a, copy=True)
-        return out
+        return OrderedDict((key, to_host(a, copy=True)) for key, a in self._arrays())
 
     def load_state_dict(self, state):
         """Copy arrays into the existing parameters and buffers, cast to their dtype. Every key and shape is
         checked before anything is copied, so a mismatch leaves the module untouched."""
-        entries = {key: (owner, name, is_buffer) for key, owner, name, is_buffer in self._state()}
+        entries = dict(self._arrays())  # (each is filled in place)
         missing = sorted(set(entries) - set(state))
         unexpected = sorted(set(state) - set(entries))
         if missing or unexpected:
             raise ValueError(f"state_dict does not match the module: missing keys {missing}, unexpected keys {unexpected}")
         arrays = {}
-        for key, (owner, name, is_buffer) in entries.items():
-            target = owner._buffers[name] if is_buffer else owner._params[name].data
+        for key, target in entries.items():
             a = to_host(state[key])
             if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
                 raise TypeError(f"state_dict[{key!r}] must be a real numeric array, got dtype {a.dtype}")
             if tuple(a.shape) != tuple(target.shape):
                 raise ValueError(f"state_dict[{key!r}] has shape {tuple(a.shape)}, the module needs {tuple(target.shape)}")
             arrays[key] = a.astype(target.dtype)
-        for key, (owner, name, is_buffer) in entries.items():
-            target = owner._buffers[name] if is_buffer else owner._params[name].data
+        for key, target in entries.items():
             if is_device_array(target):
                 target.copy_to_device(np.ascontiguousarray(arrays[key]))
             else:

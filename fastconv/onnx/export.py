@@ -130,14 +130,8 @@ def _emit(w, m, x, prefix):
 
 def _output_shape(model, input_shape, dtype):
     """The output's shape for one image, from a forward pass in eval mode (the modes are restored after)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        y = model(np.zeros((1, *input_shape[1:]), dtype))
-    finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
-    return tuple(y.shape)
+    with model.mode(False):
+        return tuple(model(np.zeros((1, *input_shape[1:]), dtype)).shape)
 
 
 def export(model, path, input_shape, opset=17):

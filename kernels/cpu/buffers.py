@@ -76,10 +76,6 @@ def zeros(shape, dtype=np.float64):
     return a
 
 
-def empty_like(a):
-    return empty(a.shape, a.dtype)
-
-
 def cached_bytes():
     """Bytes held in free blocks, ready to be handed out again."""
     return _cached[0]

@@ -128,11 +128,11 @@ def use_unfolded_forward(x_shape, w_shape, ph, pw, Q, itemsize, threads):
             and N >= threads)
 
 
-def use_dot_weight_grad(xp, K):
-    """The built-in rule for whether a stride-1 dW takes the dot-product kernel: for fewer output channels
-    than half a micro-kernel block (where the broadcast kernel's vectors over K would be mostly empty), and
-    only for finite inputs (see ``_finite``). A measured choice (``wisdom``) overrides the first condition."""
-    return 2 * K < NR and _finite(xp)
+def weight_grad_path(K):
+    """The built-in rule for which kernel a stride-1 dW runs: "dot" for fewer output channels than half a
+    micro-kernel block (where the broadcast kernel's vectors over K would be mostly empty), else "broadcast".
+    A measured choice (``wisdom``) overrides it; "dot" runs only on finite inputs (``_finite``)."""
+    return "dot" if 2 * K < NR else "broadcast"
 
 
 def _finite(xp):
@@ -162,10 +162,9 @@ def _forward(x, w, b, y, stride, padding, dilation, relu):
     P, Q = y.shape[2], y.shape[3]
     x, w = contiguous(x), contiguous(w)
     op = "forward" if (sh, sw) == (1, 1) else "forward_strided"
-    key = wisdom.shape_key(op, x.shape, w.shape, stride, padding, dilation, x.itemsize, get_num_threads())
-    path = wisdom.choice(op, key, forward_path(x.shape, w.shape, stride, padding, Q, x.itemsize))
-    if wisdom.recording is not None:
-        wisdom.recording.append((op, key, lambda: _forward(x, w, b, np.empty_like(y), stride, padding, dilation, relu)))
+    path = wisdom.choose(op, forward_path(x.shape, w.shape, stride, padding, Q, x.itemsize),
+                         (x.shape, w.shape, stride, padding, dilation, x.itemsize, get_num_threads()),
+                         lambda: _forward(x, w, b, np.empty_like(y), stride, padding, dilation, relu))
     if path == "unfolded":  # short rows: the input is copied into kernel-column shifts, no junk columns
         return conv2d_forward_unfolded(x, w, b, y, ph, pw, dil_h, dil_w, relu)
     if path == "broadcast":
@@ -189,13 +188,10 @@ def _weight_grad(dy, x, dw, db, stride, padding, dilation):
     xp = pad(contiguous(x), ph, pw)
     dy = contiguous(dy)
     if (sh, sw) == (1, 1):
-        key = wisdom.shape_key("weight_grad", x.shape, dw.shape, stride, padding, dilation, x.itemsize,
-                               get_num_threads())
-        if wisdom.recording is not None:
-            wisdom.recording.append(("weight_grad", key, lambda: _weight_grad(dy, x, np.zeros_like(dw),
-                                                                             np.zeros_like(db), stride, padding,
-                                                                             dilation)))
-        kernel = wisdom.choice("weight_grad", key, "dot" if 2 * K < NR else "broadcast")
+        kernel = wisdom.choose("weight_grad", weight_grad_path(K),
+                               (x.shape, dw.shape, stride, padding, dilation, x.itemsize, get_num_threads()),
+                               lambda: _weight_grad(dy, x, np.zeros_like(dw), np.zeros_like(db), stride, padding,
+                                                    dilation))
         if kernel == "dot" and _finite(xp):
             return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
     _weight_grad_broadcast(xp, dy, dw.reshape(K, C * R * S), R, S, sh, sw, dil_h, dil_w, db)

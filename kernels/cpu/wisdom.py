@@ -92,3 +92,21 @@ def choice(op, key, default):
         return forced
     k = table().get(key)
     return k if k in CANDIDATES[op] else default
+
+
+def choose(op, default, shape, rerun):
+    """What the plan asks for each call: ``default`` (the built-in rule) unless this machine has measured
+    choices, a tuner forces a kernel or records the calls; only then is the shape key (the arguments of
+    ``shape_key`` after ``op``) built, and the call recorded with ``rerun`` (which runs it again)."""
+    if recording is None and forced is None and not table():
+        return default
+    key = shape_key(op, *shape)
+    if recording is not None:
+        recording.append((op, key, rerun))
+    return choice(op, key, default)
+
+
+def describe():
+    """Which rules decide on this machine, in words (for `fastconv info` and the bench report)."""
+    n = len(table())
+    return f"{n} measured by `fastconv tune` ({path()})" if n else f"the built-in rules (no entries in {path()})"
