@@ -20,6 +20,7 @@ import numpy as np
 import fastconv as fc
 import fastconv.cuda as fcuda
 import fastconv.nn as nn
+from fastconv.functional.pool import max_pool2d_backward_own
 from fastconv.models import lenet5
 from fastconv.optim import SGD, Adam
 
@@ -49,21 +50,37 @@ def ops(rng, dtype):
         same(f"dx {kw}", fc.conv2d_backward_input(d(dy), d(w), x.shape, **kw), fc.conv2d_backward_input(dy, w, x.shape, **kw))
         same(f"dw {kw}", fc.conv2d_backward_weight(d(dy), d(x), w.shape, **kw), fc.conv2d_backward_weight(dy, x, w.shape, **kw))
         same(f"db {kw}", fc.conv2d_backward_bias(d(dy)), fc.conv2d_backward_bias(dy))
-    w1 = rng.standard_normal((2, 3, 3, 3)).astype(dtype)  # few output channels: the direct kernels
+    w1 = rng.standard_normal((1, 3, 3, 3)).astype(dtype)  # one output channel: the direct kernel
     same("conv2d direct", fc.conv2d(d(x), d(w1), padding=1), fc.conv2d(x, w1, padding=1))
+    xl, wl = rng.standard_normal((2, 5, 9, 10)).astype(dtype), rng.standard_normal((19, 5, 3, 2)).astype(dtype)
+    for kw in (dict(padding=1), dict(stride=2, dilation=(2, 1))):  # several tiles along every axis of the product
+        y = fc.conv2d(xl, wl, **kw)
+        same(f"conv2d tiles {kw}", fc.conv2d(d(xl), d(wl), **kw), y)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        same(f"dx tiles {kw}", fc.conv2d_backward_input(d(dy), d(wl), xl.shape, **kw), fc.conv2d_backward_input(dy, wl, xl.shape, **kw))
+        same(f"dw tiles {kw}", fc.conv2d_backward_weight(d(dy), d(xl), wl.shape, **kw), fc.conv2d_backward_weight(dy, xl, wl.shape, **kw))
+        xw, ww = rng.standard_normal((2, 19, 9, 10)).astype(dtype), rng.standard_normal((5, 19, 3, 2)).astype(dtype)
+        dy = rng.standard_normal(fc.conv2d(xw, ww, **kw).shape).astype(dtype)  # dx onto 19 channels: two row tiles
+        same(f"dx of 19 channels {kw}", fc.conv2d_backward_input(d(dy), d(ww), xw.shape, **kw), fc.conv2d_backward_input(dy, ww, xw.shape, **kw))
     for k, s, p in ((2, None, 0), (3, 2, 1), (3, 1, 1)):
         y, idx = fc.max_pool2d(x, k, s, p)
         gy, gidx = fc.max_pool2d(d(x), k, s, p)
         same(f"max_pool {k}{s}{p}", gy, y)
         same(f"max_pool idx {k}{s}{p}", gidx, idx)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        same(f"max_pool_backward {k}{s}{p}", fc.max_pool2d_backward(d(dy), gidx, x.shape), fc.max_pool2d_backward(dy, idx, x.shape))
+        want = fc.max_pool2d_backward(dy, idx, x.shape)
+        same(f"max_pool_backward {k}{s}{p}", fc.max_pool2d_backward(d(dy), gidx, x.shape), want)
+        same(f"max_pool_backward gathered {k}{s}{p}", max_pool2d_backward_own(d(dy), gidx, x.shape, window=dict(
+            kernel_size=k, stride=s, padding=p)), want)
         same(f"avg_pool {k}{s}{p}", fc.avg_pool2d(d(x), k, s, p), fc.avg_pool2d(x, k, s, p))
         same(f"avg_pool_backward {k}{s}{p}", fc.avg_pool2d_backward(d(dy), x.shape, k, s, p), fc.avg_pool2d_backward(dy, x.shape, k, s, p))
     for kw in (dict(kernel_size=3, stride=2, padding=1, dilation=2), dict(kernel_size=2, ceil_mode=True)):
         y, idx = fc.max_pool2d(x, **kw)
         same(f"max_pool {kw}", fc.max_pool2d(d(x), **kw)[0], y)
         same(f"max_pool idx {kw}", fc.max_pool2d(d(x), **kw)[1], idx)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        same(f"max_pool_backward gathered {kw}", max_pool2d_backward_own(d(dy), fc.max_pool2d(d(x), **kw)[1], x.shape,
+             window=kw), fc.max_pool2d_backward(dy, idx, x.shape))
     for kw in (dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
                dict(kernel_size=2, padding=((1, 0), (0, 1)))):
         y = fc.avg_pool2d(x, **kw)
@@ -77,13 +94,13 @@ def ops(rng, dtype):
         same(name, f(d(x)), out)
         arg = x if name == "relu" else out
         same(name + "_backward", g(d(x), d(arg)), g(x, arg))
-    a, wl, bl = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((3, 7)).astype(dtype), rng.standard_normal(3).astype(dtype)
-    dyl = rng.standard_normal((5, 3)).astype(dtype)
+    a, wl, bl = (rng.standard_normal(s).astype(dtype) for s in ((20, 37), (18, 37), 18))  # 2 x 2 tiles, 3 steps
+    dyl = rng.standard_normal((20, 18)).astype(dtype)
     same("linear", fc.linear(d(a), d(wl), d(bl)), fc.linear(a, wl, bl))
     same("linear_backward_input", fc.linear_backward_input(d(dyl), d(wl)), fc.linear_backward_input(dyl, wl))
     same("linear_backward_weight", fc.linear_backward_weight(d(dyl), d(a)), fc.linear_backward_weight(dyl, a))
     same("linear_backward_bias", fc.linear_backward_bias(d(dyl)), fc.linear_backward_bias(dyl))
-    labels = np.array([0, 2, 1, 1, 2])
+    labels = rng.integers(0, 18, 20)
     loss, grad = fc.softmax_cross_entropy(dyl, labels)
     gloss, ggrad = fc.softmax_cross_entropy(d(dyl), labels)
     assert abs(gloss - loss) < 1e-6, (gloss, loss)
@@ -313,6 +330,11 @@ def main(argv=None):
     p.add_argument("--no-timing", action="store_true", help="the checks only")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     assert fcuda.is_available(), fcuda.describe()
+    if fcuda.simulated():
+        # The simulator runs a block's threads as Python threads; at every barrier of a tiled kernel each
+        # waits for the others to get the GIL, by default 5 ms apart: switching more often makes the
+        # tiled kernels ten times faster there.
+        sys.setswitchinterval(1e-4)
     if args.strict:
         from fastconv.benchmarks import strict_device
 

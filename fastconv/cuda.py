@@ -4,6 +4,8 @@ arrays (anything with ``__cuda_array_interface__``: Numba device arrays, CuPy ar
 Without numba-cuda or a GPU everything here says so clearly, and the CPU target works unchanged. Under Numba's
 simulator (``NUMBA_ENABLE_CUDASIM=1``) the same code runs on the CPU, for tests.
 """
+import numpy as np
+
 from ._checks import is_device_array
 
 
@@ -54,6 +56,10 @@ def synchronize():
 
 
 def require():
+    if not simulated() and _numba_cuda() is not None:
+        from .kernels.cuda import allocator
+
+        allocator.install()  # (before the first CUDA context)
     if not is_available():
         raise RuntimeError(f"CUDA was asked for but is {describe()}")
 
@@ -80,3 +86,36 @@ def dropout_mask(module, x):
     """A Dropout mask drawn on the host from the module's generator, moved to the device."""
     keep = module._rng.random(tuple(x.shape)) >= module.p
     return to_device((keep / (1.0 - module.p)).astype(x.dtype))
+
+
+class EpochTally:
+    """An epoch's training losses and hits kept on the GPU: the labels of the epoch's order go to the device
+    once, each batch's softmax cross-entropy and argmax hits are written into per-sample device buffers, and
+    the host reads them only when asked (``read``: a loss check every few batches, the epoch's figures)."""
+
+    def __init__(self, labels_in_order):
+        from .kernels.cuda import memory
+
+        self._memory = memory
+        n = len(labels_in_order)
+        self.labels = memory.to_device(np.asarray(labels_in_order, np.int64))
+        self.losses = memory.device_array((n,), np.float64)
+        self.hits = memory.device_array((n,), np.int64)
+
+    def batch(self, logits, start):
+        """The gradient of the mean loss of rows start .. start + len(logits) of the epoch, with respect to the
+        logits; their losses and hits are recorded."""
+        from .kernels.cuda import loss
+
+        N, C = logits.shape
+        labels = self.labels[start : start + N]
+        grad = self._memory.device_array((N, C), logits.dtype)
+        loss.softmax_cross_entropy(logits, labels, grad, self.losses[start : start + N])
+        loss.hits(logits, labels, self.hits[start : start + N])
+        return grad
+
+    def read(self, stop):
+        """(sum of the losses, number of hits) of rows 0 .. stop - 1, from one copy each."""
+        if stop == 0:
+            return 0.0, 0
+        return float(np.sum(self.losses[:stop].copy_to_host())), int(np.sum(self.hits[:stop].copy_to_host()))

@@ -106,6 +106,27 @@ def evaluate(model, images, labels, batch_size=500):
     return float(np.sum(losses) / len(labels)), float(np.mean(preds == labels)), preds
 
 
+LOSS_EVERY = 50  # on the GPU, batches between reads of the training loss (each read waits for the device)
+
+
+def _check_finite(loss, epoch, b, out):
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"non-finite training loss {loss} at epoch {epoch + 1}, batch {b}: stopping; the last good "
+            f"checkpoints are in {out} (try a lower --lr)")
+
+
+def _device_tally(cfg, model, split, order, start_batch, per_epoch, ranks):
+    """On the GPU, the epoch's labels (this rank's rows, in the epoch's order) on the device once and its
+    losses and hits kept there (fastconv.cuda.EpochTally); None on the CPU."""
+    if cfg.device != "cuda":
+        return None
+    from .cuda import EpochTally
+
+    rows = [ranks.local(order[b * cfg.batch_size : (b + 1) * cfg.batch_size]) for b in range(start_batch, per_epoch)]
+    return EpochTally(split.y_train[np.concatenate(rows)] if rows else np.zeros(0, np.int64))
+
+
 def _to_device(model, x):
     p = model.parameters()[0].data
     if is_device_array(p):
@@ -219,6 +240,7 @@ def train(cfg, split=None, log=print):
             order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
             t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             bar = _bar(cfg, epoch, per_epoch, start_batch) if ranks.writer else None
+            tally = _device_tally(cfg, model, split, order, start_batch, per_epoch, ranks)
             for b in range(start_batch, per_epoch):
                 if ranks.any(stop.hit):  # (every rank stops at the same batch)
                     interrupted = True
@@ -235,21 +257,25 @@ def train(cfg, split=None, log=print):
                 opt.lr = lr_at(cfg, epoch * per_epoch + b, total)
                 model.zero_grad()
                 logits = model(_to_device(model, x))
-                loss = crit(logits, split.y_train[idx])
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"non-finite training loss {loss} at epoch {epoch + 1}, batch {b}: stopping; the last good "
-                        f"checkpoints are in {out} (try a lower --lr)")
-                model.backward(crit.backward())
+                if tally is None:
+                    loss = crit(logits, split.y_train[idx])
+                    _check_finite(loss, epoch, b, out)
+                    model.backward(crit.backward())
+                else:  # the loss stays on the device, read every LOSS_EVERY batches
+                    model.backward(tally.batch(logits, seen))
                 if ranks.dist:
                     ranks.dist.allreduce_gradients(model)
                 opt.step()
+                if tally is None:
+                    loss_sum += loss * len(idx)
+                    correct += int(np.sum(np.argmax(to_host(logits), axis=1) == split.y_train[idx]))
                 seen += len(idx)
-                loss_sum += loss * len(idx)
-                correct += int(np.sum(np.argmax(to_host(logits), axis=1) == split.y_train[idx]))
+                if tally is not None and ((b + 1) % LOSS_EVERY == 0 or b == per_epoch - 1):
+                    loss_sum, correct = tally.read(seen)
+                    _check_finite(loss_sum, epoch, b, out)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                    bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
             if bar is not None:
                 bar.close()
             if interrupted:

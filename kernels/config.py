@@ -13,6 +13,10 @@ CACHE = os.environ.get("FASTCONV_NO_CACHE", "") == ""
 THREADS_PER_BLOCK = int(os.environ.get("FASTCONV_CUDA_TPB", 128))
 # 1-D kernels use grid-stride loops over at most this many blocks (the simulator runs each thread in Python)
 MAX_BLOCKS = int(os.environ.get("FASTCONV_CUDA_MAX_BLOCKS", 65535))
+# The tiled products (convolutions as implicit GEMMs, dense layers): a block computes a TM x TN tile of the
+# output, reducing TK terms at a time through shared memory, each thread an RM x RN register block of it
+# (TM/RM x TN/RN threads). Compiled into the kernels; the tests make them small (16,16,16,4,4) for the simulator.
+CUDA_TILE = tuple(int(v) for v in os.environ.get("FASTCONV_CUDA_TILE", "64,64,16,4,4").split(","))
 
 # Default thread count for the CPU target: None means Numba's default (all cores).
 DEFAULT_THREADS = None

@@ -36,8 +36,8 @@ TARGET = os.environ.get("FASTCONV_CUDA_TESTS", "simulator")  # "device": the sam
 
 
 def test_every_cuda_kernel_against_the_cpu(tmp_path):
-    """Numba's CUDA simulator, with 8 threads per block and at most 3 blocks, so tiny inputs span several
-    blocks and every grid-stride loop wraps; then a whole LeNet-5 training step (SGD and Adam) on both
+    """Numba's CUDA simulator, with 8 threads per block, 16 x 16 tiles of 16 threads and at most 3 blocks per grid axis, so
+    tiny inputs span several blocks and tiles and every grid-stride loop wraps; then a whole LeNet-5 training step (SGD and Adam) on both
     targets and `train --device cuda`. Every device array is the strict DeviceNDArray stand-in
     (strict_device.py): an attribute only the simulator's fake arrays have, or a hidden transpose, fails."""
     if TARGET == "device":
@@ -45,7 +45,8 @@ def test_every_cuda_kernel_against_the_cpu(tmp_path):
             pytest.skip("FASTCONV_CUDA_TESTS=device, but no GPU answers")
         env = dict(os.environ, FASTCONV_CUDA_TPB="64")
     else:
-        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTCONV_CUDA_TPB="8", FASTCONV_CUDA_MAX_BLOCKS="3")
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTCONV_CUDA_TPB="8", FASTCONV_CUDA_MAX_BLOCKS="3",
+                   FASTCONV_CUDA_TILE="16,16,16,4,4")
     r = subprocess.run([sys.executable, "-m", "fastconv.benchmarks.cuda_check", "--strict", "--no-timing"], env=env,
                        cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
@@ -118,8 +119,10 @@ def test_strict_stand_in_has_only_the_device_array_api():
 
 
 @pytest.mark.parametrize("name", ["_relu", "_relu_backward", "_tanh", "_tanh_backward", "_sigmoid", "_sigmoid_backward",
-                                  "_sgd", "_adam", "_add", "_mul"])
-def test_float32_elementwise_kernels_do_no_float64_arithmetic(name):
+                                  "_sgd", "_adam", "_add", "_mul", "_conv_tiles", "_conv_direct", "_weight_tiles",
+                                  "_bias_partials", "_add_partials", "_gemm", "_max_backward", "_avg_forward",
+                                  "_avg_backward", "_hits"])
+def test_float32_kernels_do_no_float64_arithmetic(name):
     """A literal 0 or 1, or a float64 hyper-parameter, in a float32 kernel makes the GPU work in float64 (at a
     fraction of the float32 rate on most NVIDIA parts): in the float32 PTX of these kernels no f64 arithmetic
     may remain (loading a float64 parameter and converting it once is allowed)."""

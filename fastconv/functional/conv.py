@@ -103,8 +103,8 @@ def conv2d_backward_input(dy, weight, x_shape, stride=1, padding=0, dilation=1, 
     -----
     On the CPU, each stride phase of dx (the inputs ``i = rho + stride*m``) is a stride-1 correlation of the
     zero-bordered delta with the kernel taps that reach that phase, so no spread-out zeros are multiplied.
-    On the GPU the delta is spread apart by the stride into a zero buffer padded by ``dil*(k-1) - pad`` on
-    each side, and correlated with the flipped, channel-transposed kernel by the forward kernel.
+    On the GPU each dx element gathers the delta entries whose windows hold it (the divisions above exact and
+    inside dy), tile by tile through shared memory, with nothing spread out or flipped in memory.
     """
     dy = float_array("dy", dy, 4)
     weight = float_array("weight", weight, 4)

@@ -126,13 +126,15 @@ def max_pool2d_backward(dy, indices, x_shape):
     return _max_pool_backward(dy, indices, x_shape, check_range=True)
 
 
-def max_pool2d_backward_own(dy, indices, x_shape):
+def max_pool2d_backward_own(dy, indices, x_shape, window=None):
     """:func:`max_pool2d_backward` for indices that came from this library's own :func:`max_pool2d` (a layer
-    passing back its forward's winners): the pass that checks every index lies in its plane is skipped."""
-    return _max_pool_backward(dy, indices, x_shape, check_range=False)
+    passing back its forward's winners): the pass that checks every index lies in its plane is skipped.
+    ``window``, the forward's pooling keywords (kernel_size, stride, padding, dilation, ceil_mode), lets the
+    GPU give each input element its own thread (it gathers from the windows that hold it)."""
+    return _max_pool_backward(dy, indices, x_shape, check_range=False, window=window)
 
 
-def _max_pool_backward(dy, indices, x_shape, check_range):
+def _max_pool_backward(dy, indices, x_shape, check_range, window=None):
     dy = float_array("dy", dy, 4)
     x_shape = shape4("x_shape", x_shape)
     N, C, H, W = x_shape
@@ -151,8 +153,11 @@ def _max_pool_backward(dy, indices, x_shape, check_range):
             raise ValueError(
                 f"indices must lie in [0, {H * W}) (flat positions in an {H}x{W} plane), got values in [{lo}, {hi}]"
             )
+    if window is not None:
+        pool = _Pooling(x_shape, **dict(dict(stride=None, padding=0), **window))
+        window = (H, W, *pool.k, *pool.stride, *pool.top_left, *pool.dil)
     dx = be.empty((N, C, H * W), dy.dtype)  # (each plane is zeroed by the kernel iteration that owns it)
-    be.max_pool2d_backward(be.contiguous(dy), be.contiguous(indices), dx)
+    be.max_pool2d_backward(be.contiguous(dy), be.contiguous(indices), dx, window)
     return dx.reshape(x_shape)
 
 

@@ -164,7 +164,7 @@ class MaxPool2D(_Pool):
     def backward(self, dy):
         if self._indices is None:  # after an eval-mode forward
             self._indices = max_pool2d_own(self._x, **self._kw())[1]
-        return max_pool2d_backward_own(dy, self._indices, self._x_shape)
+        return max_pool2d_backward_own(dy, self._indices, self._x_shape, window=self._kw())
 
 
 class AvgPool2D(_Pool):

@@ -42,7 +42,8 @@ from .norm import (
     global_avg_pool_backward,
     global_avg_pool_forward,
 )
-from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_forward
+from .pool import max_pool2d_backward as _max_pool_backward
 from .weight_grad import conv2d_backward_bias, conv2d_backward_weight_dot
 from .weight_grad import conv2d_backward_weight as _weight_grad_broadcast
 
@@ -91,6 +92,12 @@ def pad_sides(x, top, bottom, left, right):
     """x zero-padded by different amounts on each side (a new contiguous array)."""
     N, C, H, W = x.shape
     return pad_into(contiguous(x), empty((N, C, H + top + bottom, W + left + right), x.dtype), top, left)
+
+
+def max_pool2d_backward(dy, idx, dx, window):
+    """dx (N, C, H*W) = each dy entry added to its window's winner, one (n, c) plane per iteration (the
+    pooling geometry ``window`` is for the GPU's gather; a plane's windows are scattered in order here)."""
+    return _max_pool_backward(dy, idx, dx)
 
 
 def pad(x, ph, pw):

@@ -1,65 +1,83 @@
-"""Fully connected layer on the GPU (twin of kernels/cpu/dense.py), one thread per element of the product,
-each a dot product: the forward C = A @ B.T, and the two gradients with their operands read in the layout
-they have (dy @ w and dy.T @ x), so no transposed copy is made. (A shared-memory tiled version was tried:
-Numba's CUDA simulator, the only place CI can run it, needs minutes per LeNet-sized product because of its
-barriers, so the plain kernels stay until they are measured on a GPU.)"""
+"""Fully connected layer on the GPU (twin of kernels/cpu/dense.py): one tiled product ``C = op(A) @ op(B) +
+bias`` with the tiles of ``implicit_gemm.py`` (a TM x TN block of C per thread block, TK terms at a time
+through shared memory, an RM x RN register block per thread), its operands read in the layout they have:
+the forward x @ w.T and the two gradients dy @ w and dy.T @ x, with no transposed copy."""
 from numba import cuda
 
-from ._launch import kernel, launch
+from ._launch import kernel, launch_grid
+from .implicit_gemm import BX, BY, RM, RN, THREADS, TK, TM, TM1, TN, TN1
+from .memory import zero_vector
 
 
-@kernel("T[:,:], T[:,:], T[:], T[:,:]")
-def _gemm_nt(A, B, bias, C):
+@kernel("T[:,:], T[:,:], T[:], T[:,:], b1, b1")
+def _gemm(A, B, bias, C, ta, tb):
+    sA = cuda.shared.array((TK, TM1), dtype=C.dtype)
+    sB = cuda.shared.array((TK, TN1), dtype=C.dtype)
+    acc = cuda.local.array((RM, RN), dtype=C.dtype)
     M, N = C.shape
-    L = A.shape[1]
-    for e in range(cuda.grid(1), M * N, cuda.gridsize(1)):  # grid-stride loop over C
-        i = e // N
-        j = e % N
-        acc = bias[j]
-        for t in range(L):
-            acc += A[i, t] * B[j, t]
-        C[i, j] = acc
+    L = A.shape[0] if ta else A.shape[1]
+    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    tid = ty * BX + tx
+    for i0 in range(cuda.blockIdx.y * TM, M, cuda.gridDim.y * TM):
+        for j0 in range(cuda.blockIdx.x * TN, N, cuda.gridDim.x * TN):
+            for i in range(RM):
+                for j in range(RN):
+                    acc[i, j] = 0
+            for l0 in range(0, L, TK):
+                for e in range(tid, TK * TM, THREADS):  # consecutive threads along A's contiguous axis
+                    if ta:  # A is (L, M)
+                        t = e // TM
+                        m = e - t * TM
+                    else:  # A is (M, L)
+                        m = e // TK
+                        t = e - m * TK
+                    if i0 + m < M and l0 + t < L:
+                        sA[t, m] = A[l0 + t, i0 + m] if ta else A[i0 + m, l0 + t]
+                    else:
+                        sA[t, m] = 0
+                for e in range(tid, TK * TN, THREADS):  # consecutive threads along B's contiguous axis
+                    if tb:  # B is (N, L)
+                        j = e // TK
+                        t = e - j * TK
+                    else:  # B is (L, N)
+                        t = e // TN
+                        j = e - t * TN
+                    if j0 + j < N and l0 + t < L:
+                        sB[t, j] = B[j0 + j, l0 + t] if tb else B[l0 + t, j0 + j]
+                    else:
+                        sB[t, j] = 0
+                cuda.syncthreads()
+                for t in range(TK):
+                    for i in range(RM):
+                        a = sA[t, ty + i * BY]
+                        for j in range(RN):
+                            acc[i, j] += a * sB[t, tx + j * BX]
+                cuda.syncthreads()
+            for i in range(RM):
+                m = i0 + ty + i * BY
+                if m < M:
+                    for j in range(RN):
+                        n = j0 + tx + j * BX
+                        if n < N:
+                            C[m, n] = acc[i, j] + bias[n]
 
 
-@kernel("T[:,:], T[:,:], T[:,:]")
-def _gemm_nn(A, B, C):
+def _product(A, B, bias, C, ta, tb):
     M, N = C.shape
-    L = A.shape[1]
-    for e in range(cuda.grid(1), M * N, cuda.gridsize(1)):  # grid-stride loop over C
-        i = e // N
-        j = e % N
-        acc = A[i, 0] * B[0, j]
-        for t in range(1, L):
-            acc += A[i, t] * B[t, j]
-        C[i, j] = acc
-
-
-@kernel("T[:,:], T[:,:], T[:,:]")
-def _gemm_tn(A, B, C):
-    M, N = C.shape
-    L = A.shape[0]
-    for e in range(cuda.grid(1), M * N, cuda.gridsize(1)):  # grid-stride loop over C
-        i = e // N
-        j = e % N
-        acc = A[0, i] * B[0, j]
-        for t in range(1, L):
-            acc += A[t, i] * B[t, j]
-        C[i, j] = acc
+    launch_grid(_gemm, (-(-N // TN), -(-M // TM), 1), (BX, BY), A, B, bias, C, ta, tb)
+    return C
 
 
 def linear_forward(x, w, b, y):
     """y (N, O) = x (N, I) @ w (O, I).T + b."""
-    launch(_gemm_nt, y.size, x, w, b, y)
-    return y
+    return _product(x, w, b, y, False, True)
 
 
 def linear_backward_input(dy, w, dx):
     """dx (N, I) = dy (N, O) @ w (O, I)."""
-    launch(_gemm_nn, dx.size, dy, w, dx)
-    return dx
+    return _product(dy, w, zero_vector(dx.shape[1], dx.dtype), dx, False, False)
 
 
 def linear_backward_weight(dy, x, dw):
     """dw (O, I) = dy (N, O).T @ x (N, I)."""
-    launch(_gemm_tn, dw.size, dy, x, dw)
-    return dw
+    return _product(dy, x, zero_vector(dw.shape[1], dw.dtype), dw, True, False)

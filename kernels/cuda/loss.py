@@ -26,3 +26,20 @@ def _softmax_ce(logits, labels, grad, losses):
 def softmax_cross_entropy(logits, labels, grad, losses):
     launch(_softmax_ce, logits.shape[0], logits, labels, grad, losses)
     return grad
+
+
+@kernel("T[:,:], i8[:], i8[:]")
+def _hits(logits, labels, hits):
+    N, C = logits.shape
+    for i in range(cuda.grid(1), N, cuda.gridsize(1)):  # grid-stride loop
+        best = 0
+        for j in range(1, C):  # the first maximum, as numpy's argmax
+            if logits[i, j] > logits[i, best]:
+                best = j
+        hits[i] = 1 if best == labels[i] else 0
+
+
+def hits(logits, labels, out):
+    """out (N,) int64 = 1 where a row's first maximum is its label, else 0."""
+    launch(_hits, logits.shape[0], logits, labels, out)
+    return out

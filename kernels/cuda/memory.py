@@ -61,6 +61,17 @@ def zeros(shape, dtype):
     return a
 
 
+_zero_vectors = {}
+
+
+def zero_vector(n, dtype):
+    """A read-only vector of n zeros (a bias for products that have none), made once per size and type."""
+    key = (int(n), np.dtype(dtype).str)
+    if key not in _zero_vectors:
+        _zero_vectors[key] = zeros((n,), dtype)
+    return _zero_vectors[key]
+
+
 @kernel("T[:], T[:], T[:]")
 def _mul(a, b, out):
     for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):  # grid-stride loop

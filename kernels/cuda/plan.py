@@ -16,9 +16,8 @@ from .elementwise import (
     tanh_backward,
     tanh_forward,
 )
-from .forward import conv2d_forward_broadcast, conv2d_forward_direct
-from .input_grad import DIRECT_MAX_CHANNELS, conv2d_backward_input_spread
-from .layout import pad, weight_matrix
+from .forward import conv2d_forward as _forward
+from .input_grad import conv2d_backward_input as _input_grad
 from .layout import pad_sides as _pad_sides
 from .loss import softmax_cross_entropy
 from .memory import add as _add
@@ -88,28 +87,15 @@ def pad_sides(x, top, bottom, left, right):
 # --- entry points --------------------------------------------------------------------------------------------
 
 def conv2d_forward(x, w, b, y, stride, padding, dilation, relu, groups):
-    """y = conv2d(x, w, b) with ``groups``: each thread reads its own taps, strided or not, from its group's
-    input channels (for groups == C a per-channel stencil); stride 1 onto few channels reads the
-    (K, C/groups, R, S) weights directly instead of preparing a weight matrix."""
-    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
-    K, _, R, S = w.shape
-    xp = pad(contiguous(x), ph, pw)
-    w = contiguous(w)
-    if (sh, sw) == (1, 1) and K < DIRECT_MAX_CHANNELS:
-        return conv2d_forward_direct(xp, w, b, y, dil_h, dil_w, relu, groups)
-    return conv2d_forward_broadcast(xp, weight_matrix(w), b, y, R, S, sh, sw, dil_h, dil_w, relu, groups)
+    """y = conv2d(x, w, b) with ``groups``, read from x and w in place (padding and taps resolved by index)."""
+    return _forward(contiguous(x), contiguous(w), b, y, stride, padding, dilation, relu, groups)
 
 
 def conv2d_backward_input(dy, w, dx, stride, padding, dilation, groups):
-    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
-    return conv2d_backward_input_spread(contiguous(dy), contiguous(w), dx, sh, sw, dil_h, dil_w, ph, pw, groups)
+    return _input_grad(contiguous(dy), contiguous(w), dx, stride, padding, dilation, groups)
 
 
 def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation, groups):
     """dw (K, C/groups, R, S), zeroed, += the weight gradient; db += the bias gradient when it has K
     entries."""
-    (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
-    K, Cg, R, S = dw.shape
-    _weight_grad(pad(contiguous(x), ph, pw), contiguous(dy), dw.reshape(K, Cg * R * S), R, S, sh, sw, dil_h, dil_w,
-                 groups, db)
-    return dw
+    return _weight_grad(contiguous(x), contiguous(dy), dw, db, stride, padding, dilation, groups)
