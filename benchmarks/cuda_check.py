@@ -323,6 +323,35 @@ def _torch_cuda(name, x, y, reps):
     return len(y) / ((time.perf_counter() - t) / reps)
 
 
+def _lock_simulator_shared_arrays():
+    """The simulator gives a block's threads one shared array per source line, looked up and created without a
+    lock: two threads that reach ``cuda.shared.array`` together can each create their own, and a tile is then
+    not shared (a rare wrong result, more frequent with frequent thread switches). The same lookup, under a
+    lock."""
+    import threading
+
+    from numba.core import types
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    lock = threading.Lock()
+    plain = kernelapi.FakeCUDAShared.array
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:
+            return plain(self, shape, dtype, alignment)
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                dt = numpy_support.as_dtype(dtype) if isinstance(dtype, types.Type) else dtype
+                res = self._allocations[caller] = np.empty(shape, dt)
+        return res
+
+    kernelapi.FakeCUDAShared.array = array
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastconv.benchmarks.cuda_check")
     p.add_argument("--out", help="folder for cuda_check.json and cuda_check.md")
@@ -335,6 +364,7 @@ def main(argv=None):
         # waits for the others to get the GIL, by default 5 ms apart: switching more often makes the
         # tiled kernels ten times faster there.
         sys.setswitchinterval(1e-4)
+        _lock_simulator_shared_arrays()
     if args.strict:
         from fastconv.benchmarks import strict_device
 
