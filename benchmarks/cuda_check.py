@@ -234,6 +234,23 @@ def lenet_step(opt_cls, **kw):
     _steps_agree("lenet5", lenet5, rng.standard_normal((2, 1, 28, 28)).astype(np.float32), np.array([3, 8]), opt_cls, **kw)
 
 
+def epoch_tally():
+    """The GPU training loop's device-side losses and hits (fastconv.cuda.EpochTally) against the host loss."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 5, 13)
+    tally = fcuda.EpochTally(labels)
+    total, hits = 0.0, 0
+    for start, stop in ((0, 8), (8, 13)):
+        logits = rng.standard_normal((stop - start, 5)).astype(np.float32)
+        loss, grad = fc.softmax_cross_entropy(logits, labels[start:stop])
+        same(f"tally gradient rows {start}-{stop}", tally.batch(d(logits), start), grad)
+        total += loss * (stop - start)
+        hits += int(np.sum(np.argmax(logits, axis=1) == labels[start:stop]))
+    got = tally.read(13)
+    assert abs(got[0] - total) < 1e-5 and got[1] == hits, (got, total, hits)
+    checked.append("epoch tally")
+
+
 def train_on_device(tmp):
     """`fastconv train --device cuda` end to end on a tiny split: runs, evaluates, checkpoints host arrays."""
     from fastconv import checkpoint, data
@@ -382,6 +399,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_graph_step(tmp)
+        epoch_tally()
         train_on_device(tmp)
     print(f"cuda check: {len(checked)} comparisons passed")
     report = {"device": fcuda.describe(), "comparisons": len(checked)}

@@ -219,3 +219,15 @@ def test_the_layer_path_keeps_narrow_indices_or_none(rng, kw):
     np.testing.assert_array_equal(layer.backward(dy), fc.max_pool2d_backward(dy, idx, x.shape))
     with pytest.raises(TypeError, match="int64"):
         fc.max_pool2d_backward(dy, idx32, x.shape)  # the public op takes the public type only
+
+
+def test_max_pool_backward_with_its_geometry_equals_without_and_checks_it(rng):
+    """The optional pooling geometry (which lets the GPU gather per input element) changes nothing on the
+    result, and a geometry that does not give dy's size is refused, naming both."""
+    x = rng.standard_normal((2, 3, 9, 8))
+    kw = dict(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)
+    y, idx = fc.max_pool2d(x, **kw)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_array_equal(fc.max_pool2d_backward(dy, idx, x.shape, **kw), fc.max_pool2d_backward(dy, idx, x.shape))
+    with pytest.raises(ValueError, match=r"pooled size \(4, 4\).*got shape \(2, 3, 5, 5\)"):
+        fc.max_pool2d_backward(dy, idx, x.shape, kernel_size=2)

@@ -109,7 +109,7 @@ def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, index_dtype)
     return y, idx
 
 
-def max_pool2d_backward(dy, indices, x_shape):
+def max_pool2d_backward(dy, indices, x_shape, kernel_size=None, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Gradient of max pooling: each ``dy`` entry goes to the input that won its window (overlapping windows
     accumulate).
 
@@ -118,12 +118,17 @@ def max_pool2d_backward(dy, indices, x_shape):
     dy : array (N, C, P, Q)
     indices : int64 array (N, C, P, Q) from :func:`max_pool2d`
     x_shape : (N, C, H, W) of the forward input
+    kernel_size, stride, padding, dilation, ceil_mode : optional, the forward's pooling; when given, the GPU
+        gives each input element its own thread (it gathers from the windows that hold it) instead of each
+        (n, c) plane. The result is the same.
 
     Returns
     -------
     dx : array (N, C, H, W)
     """
-    return _max_pool_backward(dy, indices, x_shape, check_range=True)
+    window = None if kernel_size is None else dict(kernel_size=kernel_size, stride=stride, padding=padding,
+                                                   dilation=dilation, ceil_mode=ceil_mode)
+    return _max_pool_backward(dy, indices, x_shape, check_range=True, window=window)
 
 
 def max_pool2d_backward_own(dy, indices, x_shape, window=None):
@@ -155,6 +160,9 @@ def _max_pool_backward(dy, indices, x_shape, check_range, window=None):
             )
     if window is not None:
         pool = _Pooling(x_shape, **dict(dict(stride=None, padding=0), **window))
+        if tuple(dy.shape[2:]) != tuple(pool.out_hw):
+            raise ValueError(f"dy must have the pooled size {tuple(pool.out_hw)} of x_shape {x_shape} with "
+                             f"{window}, got shape {tuple(dy.shape)}")
         window = (H, W, *pool.k, *pool.stride, *pool.top_left, *pool.dil)
     dx = be.empty((N, C, H * W), dy.dtype)  # (each plane is zeroed by the kernel iteration that owns it)
     be.max_pool2d_backward(be.contiguous(dy), be.contiguous(indices), dx, window)
