@@ -11,7 +11,7 @@ from numba import cuda
 
 from .. import config
 from ._launch import kernel, launch, launch_grid
-from .implicit_gemm import BX, BY, RM, RN, THREADS, TK, TM, TM1, TN, TN1
+from .implicit_gemm import BX, BY, RM, RN, THREADS, TK, TM, TM1, TN
 from .memory import device_array
 
 CHUNK = 256  # output positions per partial sum, at least
