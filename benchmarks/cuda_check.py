@@ -247,6 +247,11 @@ def epoch_tally():
         hits += int(np.sum(np.argmax(logits, axis=1) == labels[start:stop]))
     got = tally.read(13)
     assert abs(got[0] - total) < 1e-5 and got[1] == hits, (got, total, hits)
+    try:
+        fcuda.EpochTally(np.array([0, 5])).batch(d(np.zeros((2, 5), np.float32)), 0)
+        raise AssertionError("a label of 5 for 5 classes was accepted")
+    except ValueError as e:
+        assert "[0, 5)" in str(e), e
     checked.append("epoch tally")
 
 

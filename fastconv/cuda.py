@@ -97,8 +97,10 @@ class EpochTally:
         from .kernels.cuda import memory
 
         self._memory = memory
-        n = len(labels_in_order)
-        self.labels = memory.to_device(np.asarray(labels_in_order, np.int64))
+        labels = np.asarray(labels_in_order, np.int64)
+        n = len(labels)
+        self._range = (int(labels.min()), int(labels.max())) if n else (0, 0)
+        self.labels = memory.to_device(labels)
         self.losses = memory.device_array((n,), np.float64)
         self.hits = memory.device_array((n,), np.int64)
 
@@ -108,6 +110,11 @@ class EpochTally:
         from .kernels.cuda import loss
 
         N, C = logits.shape
+        if self._range[0] < 0 or self._range[1] >= C:  # (checked on the host: the kernel would read out of bounds)
+            raise ValueError(f"labels must lie in [0, {C}) for {C} classes, got values in [{self._range[0]}, "
+                             f"{self._range[1]}]")
+        if not 0 <= start <= start + N <= self.labels.shape[0]:
+            raise ValueError(f"rows {start} .. {start + N} lie outside the epoch's {self.labels.shape[0]} labels")
         labels = self.labels[start : start + N]
         grad = self._memory.device_array((N, C), logits.dtype)
         loss.softmax_cross_entropy(logits, labels, grad, self.losses[start : start + N])
