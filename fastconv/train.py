@@ -116,7 +116,7 @@ def _check_finite(loss, epoch, b, out):
             f"checkpoints are in {out} (try a lower --lr)")
 
 
-def _device_tally(cfg, model, split, order, start_batch, per_epoch, ranks):
+def _device_tally(cfg, split, order, start_batch, per_epoch, ranks):
     """On the GPU, the epoch's labels (this rank's rows, in the epoch's order) on the device once and its
     losses and hits kept there (fastconv.cuda.EpochTally); None on the CPU."""
     if cfg.device != "cuda":
@@ -240,7 +240,7 @@ def train(cfg, split=None, log=print):
             order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
             t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             bar = _bar(cfg, epoch, per_epoch, start_batch) if ranks.writer else None
-            tally = _device_tally(cfg, model, split, order, start_batch, per_epoch, ranks)
+            tally = _device_tally(cfg, split, order, start_batch, per_epoch, ranks)
             for b in range(start_batch, per_epoch):
                 if ranks.any(stop.hit):  # (every rank stops at the same batch)
                     interrupted = True
@@ -261,14 +261,13 @@ def train(cfg, split=None, log=print):
                     loss = crit(logits, split.y_train[idx])
                     _check_finite(loss, epoch, b, out)
                     model.backward(crit.backward())
+                    loss_sum += loss * len(idx)
+                    correct += int(np.sum(np.argmax(to_host(logits), axis=1) == split.y_train[idx]))
                 else:  # the loss stays on the device, read every LOSS_EVERY batches
                     model.backward(tally.batch(logits, seen))
                 if ranks.dist:
                     ranks.dist.allreduce_gradients(model)
                 opt.step()
-                if tally is None:
-                    loss_sum += loss * len(idx)
-                    correct += int(np.sum(np.argmax(to_host(logits), axis=1) == split.y_train[idx]))
                 seen += len(idx)
                 if tally is not None and ((b + 1) % LOSS_EVERY == 0 or b == per_epoch - 1):
                     loss_sum, correct = tally.read(seen)

@@ -5,7 +5,7 @@ the forward x @ w.T and the two gradients dy @ w and dy.T @ x, with no transpose
 from numba import cuda
 
 from ._launch import kernel, launch_grid
-from .implicit_gemm import BX, BY, RM, RN, THREADS, TK, TM, TM1, TN, TN1
+from .implicit_gemm import BX, BY, RM, RN, THREADS, TK, TM, TM1, TN, TN1, tile_step, zero_block
 from .memory import zero_vector
 
 
@@ -20,9 +20,7 @@ def _gemm(A, B, bias, C, ta, tb):
     tid = ty * BX + tx
     for i0 in range(cuda.blockIdx.y * TM, M, cuda.gridDim.y * TM):
         for j0 in range(cuda.blockIdx.x * TN, N, cuda.gridDim.x * TN):
-            for i in range(RM):
-                for j in range(RN):
-                    acc[i, j] = 0
+            zero_block(acc)
             for l0 in range(0, L, TK):
                 for e in range(tid, TK * TM, THREADS):  # consecutive threads along A's contiguous axis
                     if ta:  # A is (L, M)
@@ -47,11 +45,7 @@ def _gemm(A, B, bias, C, ta, tb):
                     else:
                         sB[t, j] = 0
                 cuda.syncthreads()
-                for t in range(TK):
-                    for i in range(RM):
-                        a = sA[t, ty + i * BY]
-                        for j in range(RN):
-                            acc[i, j] += a * sB[t, tx + j * BX]
+                tile_step(sA, sB, acc, tx, ty)
                 cuda.syncthreads()
             for i in range(RM):
                 m = i0 + ty + i * BY

@@ -30,6 +30,24 @@ TM1, TN1 = TM + 1, TN + 1  # padded shared-tile rows (literals: a shared array's
 SMALL_ROWS = max(1, TM // 4)  # fewer rows per group than this: the direct kernel
 
 
+@cuda.jit(device=True, inline=True)
+def zero_block(acc):
+    for i in range(RM):
+        for j in range(RN):
+            acc[i, j] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def tile_step(sA, sB, acc, tx, ty):
+    """acc (RM x RN) += this thread's share of the product of the shared tiles sA (TK x TM) and sB (TK x TN):
+    rows ty + i*BY, columns tx + j*BX."""
+    for t in range(TK):
+        for i in range(RM):
+            a = sA[t, ty + i * BY]
+            for j in range(RN):
+                acc[i, j] += a * sB[t, tx + j * BX]
+
+
 @kernel("T[:,:,:,:], T[:,:,:,:], T[:], T[:,:,:,:], i8, i8, i8, i8, i8, i8, i8, b1, b1")
 def _conv_tiles(src, w, bias, out, sh, sw, ph, pw, dil_h, dil_w, groups, input_grad, relu):
     sA = cuda.shared.array((TK, TM1), dtype=src.dtype)  # A transposed; +1: the column writes hit distinct banks
@@ -50,9 +68,7 @@ def _conv_tiles(src, w, bias, out, sh, sw, ph, pw, dil_h, dil_w, groups, input_g
         g = z - n * groups
         for m0 in range(cuda.blockIdx.y * TM, M, cuda.gridDim.y * TM):
             for j0 in range(cuda.blockIdx.x * TN, PQ, cuda.gridDim.x * TN):
-                for i in range(RM):
-                    for j in range(RN):
-                        acc[i, j] = 0
+                zero_block(acc)
                 for l0 in range(0, L, TK):
                     for e in range(tid, TK * TM, THREADS):  # the A tile: consecutive threads, consecutive taps
                         m = e // TK
@@ -96,11 +112,7 @@ def _conv_tiles(src, w, bias, out, sh, sw, ph, pw, dil_h, dil_w, groups, input_g
                         if not inside:
                             sB[t, j] = 0
                     cuda.syncthreads()
-                    for t in range(TK):
-                        for i in range(RM):
-                            a = sA[t, ty + i * BY]
-                            for j in range(RN):
-                                acc[i, j] += a * sB[t, tx + j * BX]
+                    tile_step(sA, sB, acc, tx, ty)
                     cuda.syncthreads()
                 for i in range(RM):
                     m = m0 + ty + i * BY

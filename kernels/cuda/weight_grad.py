@@ -11,7 +11,7 @@ from numba import cuda
 
 from .. import config
 from ._launch import kernel, launch, launch_grid
-from .implicit_gemm import BX, BY, RM, RN, THREADS, TK, TM, TM1, TN
+from .implicit_gemm import BX, BY, RM, RN, THREADS, TK, TM, TM1, TN, tile_step, zero_block
 from .memory import device_array
 
 CHUNK = 256  # output positions per partial sum, at least
@@ -45,9 +45,7 @@ def _weight_tiles(x, dy, part, R, S, sh, sw, ph, pw, dil_h, dil_w, groups):
         lo, hi = gc * MP // G, (gc + 1) * MP // G
         for k0 in range(cuda.blockIdx.y * TM, Kg, cuda.gridDim.y * TM):
             for j0 in range(cuda.blockIdx.x * TN, L, cuda.gridDim.x * TN):
-                for i in range(RM):
-                    for j in range(RN):
-                        acc[i, j] = 0
+                zero_block(acc)
                 for t0 in range(lo, hi, TK):
                     for e in range(tid, TK * TM, THREADS):  # consecutive threads, consecutive positions
                         k = e // TK
@@ -80,11 +78,7 @@ def _weight_tiles(x, dy, part, R, S, sh, sw, ph, pw, dil_h, dil_w, groups):
                         if not inside:
                             sB[t, j] = 0
                     cuda.syncthreads()
-                    for t in range(TK):
-                        for i in range(RM):
-                            a = sA[t, ty + i * BY]
-                            for j in range(RN):
-                                acc[i, j] += a * sB[t, tx + j * BX]
+                    tile_step(sA, sB, acc, tx, ty)
                     cuda.syncthreads()
                 for i in range(RM):
                     k = k0 + ty + i * BY
