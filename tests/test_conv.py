@@ -154,18 +154,33 @@ def test_store_lanes(dtype):
 
 
 def test_unfolded_forward_is_chosen_for_short_rows():
-    """conv2d takes the unfolded forward where the padded-width layout would waste an eighth of each row or
-    more (LeNet C2: 4 of 14 columns), and not for wide rows or few output channels (the thin block)."""
+    """conv2d takes the unfolded forward where the padded-width layout would waste a twentieth of each row or
+    more (LeNet C2: 4 of 14 columns; 2 of 30 on 28x28 with padding 1), and not for a copy over 512 KB, rows
+    without junk (1x1 kernels) or few output channels (the thin block)."""
     from fastconv.kernels.cpu import plan
 
     threads = fc.get_num_threads()
     assert plan.use_unfolded_forward((64, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4, threads)
     assert plan.use_unfolded_forward((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 7, 4, threads)
-    assert not plan.use_unfolded_forward((32, 32, 28, 28), (64, 32, 3, 3), 1, 1, 28, 4, threads)
+    assert plan.use_unfolded_forward((32, 32, 28, 28), (64, 32, 3, 3), 1, 1, 28, 4, threads)
+    assert not plan.use_unfolded_forward((32, 64, 28, 28), (64, 64, 3, 3), 1, 1, 28, 4, threads)  # 645 KB
+    assert not plan.use_unfolded_forward((32, 32, 28, 28), (64, 32, 1, 1), 0, 0, 28, 4, threads)  # 1x1: no junk
     assert not plan.use_unfolded_forward((4, 6, 14, 14), (3, 6, 5, 5), 0, 0, 10, 4, threads)
     assert not plan.use_unfolded_forward((2, 512, 9, 9), (64, 512, 3, 3), 1, 1, 9, 4, threads)  # a 1 MB copy per image
     assert not plan.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4, 2)  # one image, 2 threads
     assert plan.use_unfolded_forward((1, 6, 14, 14), (16, 6, 5, 5), 0, 0, 10, 4, 1)
+
+
+def test_weight_grad_path_rule():
+    """The dot-product dW for fewer output channels than half a block, and for half a block with rows at
+    least a block wide (ResNet-20's first stage); the broadcast kernel otherwise (LeNet C2's short rows)."""
+    from fastconv.kernels.cpu import plan
+    from fastconv.kernels.cpu.blocks import NR
+
+    assert plan.weight_grad_path(NR // 2 - 1, 10) == "dot"
+    assert plan.weight_grad_path(NR // 2, NR) == "dot"
+    assert plan.weight_grad_path(NR // 2, 10) == "broadcast"
+    assert plan.weight_grad_path(NR, 4 * NR) == "broadcast"
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, want", [

@@ -122,24 +122,29 @@ def use_phased_forward(C, K, sh, sw):
 def use_unfolded_forward(x_shape, w_shape, ph, pw, Q, itemsize, threads):
     """Whether a stride-1 forward copies its input into kernel-column shifts (``conv2d_forward_unfolded``)
     instead of reading the padded input in place (the one-phase ``conv2d_forward_phased``), which computes its
-    outputs on the padded width and so S - 1 junk columns per row of W + 2*pw: when those are at least an
-    eighth of the row, with more output channels than the thin block holds, a copy of at most 256 KB per
-    image, and at least an image per thread (the images are the unit of work). Measured (64 images, 2
-    threads), in place vs unfolded: LeNet C2 (6 -> 16, 14x14, 5x5) 0.127 vs 0.100 ms; 64 -> 64 on 7x7, 3x3
-    pad 1, 0.75 vs 0.65 ms; 32 -> 32 on 14x14, 0.65 vs 0.60 ms; but 32 -> 64 on 28x28 (a junk fifteenth)
-    2.33 vs 2.47 ms."""
+    outputs on the padded width and so S - 1 junk columns per row of W + 2*pw: when those are at least a
+    twentieth of the row, with more output channels than the thin block holds, a copy of at most 512 KB per
+    image (it stays in a core's L2), and at least an image per thread (the images are the unit of work).
+    Measured on a Zen 5 (2 threads, medians of 15 interleaved rounds), in place vs unfolded: LeNet C2 (6 -> 16,
+    14x14, 5x5) 0.51 vs 0.41 ms; ResNet-20's 16 -> 16 on 32x32 (a junk seventeenth) 2.10 vs 1.65 ms, 32 -> 32
+    on 16x16 1.62 vs 1.41, 64 -> 64 on 8x8 1.67 vs 1.28; 32 -> 64 on 28x28 (a 322 KB copy) 3.98 vs 3.65; but
+    64 -> 64 on 28x28 (645 KB) 6.30 vs 6.21 and 32 -> 32 on 56x56 (1.2 MB) 4.09 vs 4.27. The Zen 4's tuner
+    made the same choices on ResNet-20's layers."""
     N, C, H, W = x_shape
     K, _, R, S = w_shape
     Wp = W + 2 * pw
-    return (K > MT and 8 * (Wp - Q) >= Wp and C * S * (H + 2 * ph) * Q * itemsize <= 256 * 1024
+    return (K > MT and 20 * (Wp - Q) >= Wp and C * S * (H + 2 * ph) * Q * itemsize <= 512 * 1024
             and N >= threads)
 
 
-def weight_grad_path(K):
+def weight_grad_path(K, Q):
     """The built-in rule for which kernel a stride-1 dW runs: "dot" for fewer output channels than half a
-    micro-kernel block (where the broadcast kernel's vectors over K would be mostly empty), else "broadcast".
-    A measured choice (``wisdom``) overrides it; "dot" runs only on finite inputs (``_finite``)."""
-    return "dot" if 2 * K < NR else "broadcast"
+    micro-kernel block (where the broadcast kernel's vectors over K would be mostly empty), or for half a block
+    with output rows at least a block wide, else "broadcast". A measured choice (``wisdom``) overrides it;
+    "dot" runs only on finite inputs (``_finite``). Measured on a Zen 5, broadcast vs dot: ResNet-20's 16 -> 16
+    on 32x32 2.64 vs 2.41 ms and 3 -> 16 0.97 vs 0.83 (the Zen 4's tuner chose dot for both, 1.25-1.6x), but
+    LeNet C2 (16 channels, rows of 10) 0.50 vs 0.78 and 32 channels on 16x16 1.62 vs 3.42."""
+    return "dot" if 2 * K < NR or (2 * K == NR and Q >= NR) else "broadcast"
 
 
 def _finite(xp):
@@ -195,7 +200,7 @@ def _weight_grad(dy, x, dw, db, stride, padding, dilation):
     xp = pad(contiguous(x), ph, pw)
     dy = contiguous(dy)
     if (sh, sw) == (1, 1):
-        kernel = wisdom.choose("weight_grad", weight_grad_path(K),
+        kernel = wisdom.choose("weight_grad", weight_grad_path(K, dy.shape[3]),
                                (x.shape, dw.shape, stride, padding, dilation, x.itemsize, get_num_threads()),
                                lambda: _weight_grad(dy, x, np.zeros_like(dw), np.zeros_like(db), stride, padding,
                                                     dilation))
