@@ -30,6 +30,7 @@ SHAPES = [  # (x shape, w shape, stride, padding, dilation): wide and short rows
     ((4, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
     ((2, 4, 12, 11), (9, 4, 3, 3), 2, 1, 1),
     ((2, 8, 10, 10), (33, 8, 1, 1), (2, 3), 0, 1),
+    ((2, 7, 9, 12), (6, 7, 3, 3), 1, (3, 1), 1),  # padding wider than the kernel on one axis
 ]
 
 
@@ -43,11 +44,13 @@ def test_every_candidate_kernel_is_exact_where_it_may_be_chosen(shape, dtype, mo
     want = ref.conv2d(x, w, b, **kw)
     dy = rng.standard_normal(want.shape).astype(dtype)
     want_dw = ref.conv2d_backward_weight(dy, x, w.shape, **kw)
+    want_dx = ref.conv2d_backward_input(dy, w, x.shape, **kw)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     for kernel in {k for ks in wisdom.CANDIDATES.values() for k in ks}:
         monkeypatch.setattr(wisdom, "forced", kernel)
         np.testing.assert_allclose(fc.conv2d(x, w, b, **kw), want, **tol, err_msg=kernel)
         np.testing.assert_allclose(fc.conv2d_backward_weight(dy, x, w.shape, **kw), want_dw, **tol, err_msg=kernel)
+        np.testing.assert_allclose(fc.conv2d_backward_input(dy, w, x.shape, **kw), want_dx, **tol, err_msg=kernel)
 
 
 def test_a_dot_choice_still_refuses_non_finite_inputs(monkeypatch):

@@ -145,13 +145,14 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu):
                         lo, hi = qlo[s], qhi[s]
                         i0, i1 = (ph, ph + H) if g < gn else (0, 0)  # the rows that are not padding
                         for v in range(0, Q, V):
+                            nv = min(V, Q - v)  # the lanes of this piece of the row
                             for i in range(i0):
-                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, Q - v)
+                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, nv)
                             for i in range(i0, i1):
                                 copy_lanes(xf, np.uint64(src + i * W + v), panel, np.uint64(d + i * GQ + v),
-                                           lo - v, hi - v, Q - v)
+                                           lo - v, hi - v, nv)
                             for i in range(i1, Hp):
-                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, Q - v)
+                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, nv)
             for t0 in range(0, L, NR):
                 last = min(NR, L - t0)
                 for kb in range(KB):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 # op -> the kernels it may choose between (the first is never a worse default than the built-in rule)
 CANDIDATES = {"forward": ("phased", "unfolded"), "forward_strided": ("phased", "broadcast"),
-              "weight_grad": ("broadcast", "dot")}
+              "weight_grad": ("broadcast", "dot"), "input_grad": ("phased", "unfolded")}
 MAX_FILE_BYTES = 1 << 22  # a wisdom file larger than 4 MiB is ignored
 
 _table = None  # shape key -> kernel, for this machine, loaded on first use
