@@ -102,7 +102,7 @@ def test_unfolded_forward(rng, shape, pad, dil, dtype):
     tol = 1e-4 if dtype == np.float32 else 1e-11
     for G, parts, relu in [(1, 2, False), (2, 2, True), (3, 1, False), (4, 3, True), (4, 2, False)]:
         y = np.full(want.shape, np.nan, dtype)
-        _unfolded(x, w, b, y, *pad, *dil, G, parts, relu)
+        _unfolded(x, w, b, y, *pad, *dil, G, parts, relu, 0, 0)
         np.testing.assert_allclose(y, np.maximum(want, 0) if relu else want, rtol=tol, atol=tol)
 
 

@@ -53,6 +53,28 @@ def test_every_candidate_kernel_is_exact_where_it_may_be_chosen(shape, dtype, mo
         np.testing.assert_allclose(fc.conv2d_backward_input(dy, w, x.shape, **kw), want_dx, **tol, err_msg=kernel)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [((3, 12, 9, 10), (15, 4, 3, 3), 3, 1, 1),
+                                   ((2, 8, 7, 11), (12, 4, 3, 2), 2, (2, 1), (1, 2))], ids=["g3", "g2-dilated"])
+def test_every_candidate_kernel_is_exact_for_groups(shape, dtype, monkeypatch):
+    """A grouped convolution under every forced kernel: the unfolded ones read and write each group's
+    channels in place (the others copy them), against the plain-loop reference."""
+    x_shape, w_shape, groups, padding, dilation = shape
+    rng = np.random.default_rng(1)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    kw = dict(padding=padding, dilation=dilation, groups=groups)
+    want = ref.conv2d(x, w, b, **kw)
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for kernel in {k for ks in wisdom.CANDIDATES.values() for k in ks}:
+        monkeypatch.setattr(wisdom, "forced", kernel)
+        np.testing.assert_allclose(fc.conv2d(x, w, b, **kw), want, **tol, err_msg=kernel)
+        np.testing.assert_allclose(fc.conv2d_backward_input(dy, w, x.shape, **kw),
+                                   ref.conv2d_backward_input(dy, w, x.shape, **kw), **tol, err_msg=kernel)
+        np.testing.assert_allclose(fc.conv2d_backward_weight(dy, x, w.shape, **kw),
+                                   ref.conv2d_backward_weight(dy, x, w.shape, **kw), **tol, err_msg=kernel)
+
+
 def test_a_dot_choice_still_refuses_non_finite_inputs(monkeypatch):
     """Forced to the dot-product dW, an Inf input still takes the kernel that propagates it as the maths says."""
     monkeypatch.setattr(wisdom, "forced", "dot")

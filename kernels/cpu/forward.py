@@ -84,8 +84,10 @@ def conv2d_forward_broadcast(xp, w2, bias, y, R, S, sh, sw, dil_h, dil_w, relu):
 
 
 @cpu_kernel
-def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu):
-    """Stride-1 forward on an unfolded copy of the input, for small images (see ``conv2d_forward_unfolded``).
+def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
+    """Stride-1 forward on an unfolded copy of the input, for small images (see ``conv2d_forward_unfolded``):
+    y[:, k0 + k] = bias[k0 + k] + the correlation of x[:, c0 : c0 + C] with w[k] for the K, C of w's shape
+    (c0 = k0 = 0 for a whole convolution; a group's channels otherwise, read and written in place).
 
     A work item takes G images and lays them out as C*S blocks, one per (channel c, kernel column s), of Hp
     rows (the padded height) by G*Q: row i of block (c, s) holds, for each image g, its padded input row i at
@@ -99,8 +101,8 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu):
     into ``parts`` contiguous ranges (one per thread), each with its own panel, allocated once. (The caller
     passes the thread count: ``get_num_threads`` inside a kernel would keep it out of the on-disk cache.)
     """
-    N, C, H, W = x.shape
-    K, R, S = w.shape[0], w.shape[2], w.shape[3]
+    N, Cx, H, W = x.shape
+    K, C, R, S = w.shape
     P, Q = y.shape[2], y.shape[3]
     Hp = H + 2 * ph
     GQ = G * Q
@@ -129,7 +131,7 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu):
     parts = min(items, parts)
     panels = np.empty((parts, size + NR), x.dtype)
     panels[:, size:] = 0  # the last run's reads past the panel (for positions it does not store)
-    xf = x.reshape(N * C * H * W)
+    xf = x.reshape(N * Cx * H * W)
     z = np.zeros(1, y.dtype)[0]
     for part in prange(parts):  # each part owns its panel and the outputs of its images
         panel = panels[part]
@@ -141,7 +143,7 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu):
                 for c in range(C):
                     for s in range(S):
                         d = (c * S + s) * BS + g * Q  # panel row i starts at d + i*GQ ...
-                        src = (((n0 + g) * C + c) * H - ph) * W + s * dil_w - pw  # ... and reads x from src + i*W
+                        src = (((n0 + g) * Cx + c0 + c) * H - ph) * W + s * dil_w - pw  # ... and reads x from src + i*W
                         lo, hi = qlo[s], qhi[s]
                         i0, i1 = (ph, ph + H) if g < gn else (0, 0)  # the rows that are not padding
                         for v in range(0, Q, V):
@@ -160,7 +162,8 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu):
                         outer(ap[kb], panel, offs, t0, T, acc, MR, NR // 2, NR)
                     else:
                         outer(ap[kb], panel, offs, t0, T, acc, MR, NR, NR)
-                    store_wide_run(acc, y, n0, kb * MR, t0, last, GQ, Q, G, gn, bias, relu, z, MR, NR, 0, 1, 0, 1)
+                    store_wide_run(acc, y, n0, k0 + kb * MR, k0 + K, t0, last, GQ, Q, G, gn, bias, relu, z, MR, NR,
+                                   0, 1, 0, 1)
     return y
 
 
@@ -180,10 +183,11 @@ def unfolded_group(N, C, S, Hp, P, Q, itemsize, threads):
     return best
 
 
-def conv2d_forward_unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, relu):
+def conv2d_forward_unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, relu, c0=0, k0=0):
     """Stride-1 forward of the unpadded x on ``_unfolded``, for inputs whose padded rows are short next to the
-    kernel (``plan.use_unfolded_forward``); ``relu`` clamps at zero."""
-    N, C, H, W = x.shape
+    kernel (``plan.use_unfolded_forward``); ``relu`` clamps at zero. With ``c0``, ``k0``: the group of w's
+    channels that starts at input channel c0 and output channel k0 (bias holds every output channel)."""
+    N, H = x.shape[0], x.shape[2]
     threads = get_num_threads()
-    G = unfolded_group(N, C, w.shape[3], H + 2 * ph, y.shape[2], y.shape[3], x.itemsize, threads)
-    return _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, threads, relu)
+    G = unfolded_group(N, w.shape[1], w.shape[3], H + 2 * ph, y.shape[2], y.shape[3], x.itemsize, threads)
+    return _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, threads, relu, c0, k0)

@@ -167,18 +167,37 @@ def forward_path(x_shape, w_shape, stride, padding, out_w, itemsize):
 
 # --- entry points --------------------------------------------------------------------------------------------
 
-def _forward(x, w, b, y, stride, padding, dilation, relu):
+def _forward(x, w, b, y, stride, padding, dilation, relu, groups=1):
+    """The forward of ``groups`` groups: the kernel is chosen for one group's shapes; the unfolded kernel reads
+    and writes each group's channels in place, the others run on contiguous copies of them."""
+    N, C, H, W = x.shape
+    K, Cg = w.shape[0], w.shape[1]
+    Kg = K // groups
+    x, w = contiguous(x), contiguous(w)
+    xg = (N, Cg, H, W)
+    op = "forward" if tuple(stride) == (1, 1) else "forward_strided"
+    path = wisdom.choose(op, forward_path(xg, (Kg,) + w.shape[1:], stride, padding, y.shape[3], x.itemsize),
+                         (xg, (Kg,) + w.shape[1:], stride, padding, dilation, x.itemsize, get_num_threads()),
+                         lambda: _forward(x, w, b, np.empty_like(y), stride, padding, dilation, relu, groups))
+    if path == "unfolded":  # short rows: the input is copied into kernel-column shifts, no junk columns
+        for g in range(groups):
+            conv2d_forward_unfolded(x, w[g * Kg : (g + 1) * Kg], b, y, *padding, *dilation, relu, g * Cg, g * Kg)
+        return y
+    if groups == 1:
+        return _run_forward(path, x, w, b, y, stride, padding, dilation, relu)
+    for g in range(groups):
+        part = empty((N, Kg, y.shape[2], y.shape[3]), y.dtype)
+        _run_forward(path, _group(x, g, groups), w[g * Kg : (g + 1) * Kg], b[g * Kg : (g + 1) * Kg], part, stride,
+                     padding, dilation, relu)
+        _into_group(y, g, groups, part)
+    return y
+
+
+def _run_forward(path, x, w, b, y, stride, padding, dilation, relu):
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     N, C = x.shape[:2]
     K, _, R, S = w.shape
     P, Q = y.shape[2], y.shape[3]
-    x, w = contiguous(x), contiguous(w)
-    op = "forward" if (sh, sw) == (1, 1) else "forward_strided"
-    path = wisdom.choose(op, forward_path(x.shape, w.shape, stride, padding, Q, x.itemsize),
-                         (x.shape, w.shape, stride, padding, dilation, x.itemsize, get_num_threads()),
-                         lambda: _forward(x, w, b, np.empty_like(y), stride, padding, dilation, relu))
-    if path == "unfolded":  # short rows: the input is copied into kernel-column shifts, no junk columns
-        return conv2d_forward_unfolded(x, w, b, y, ph, pw, dil_h, dil_w, relu)
     if path == "broadcast":
         return conv2d_forward_broadcast(pad(x, ph, pw), w.reshape(K, -1), b, y, R, S, sh, sw, dil_h, dil_w, relu)
     if (sh, sw) == (1, 1):  # one phase: the padded input itself
@@ -206,35 +225,66 @@ def input_grad_path(dy_shape, w_shape, padding, dilation, dx_w, itemsize, thread
     return "unfolded" if unfold else "phased"
 
 
-def _input_grad(dy, w, dx, stride, padding, dilation):
+def _input_grad(dy, w, dx, stride, padding, dilation, groups=1):
+    """The input gradient of ``groups`` groups (the kernel chosen for one group's shapes): at stride 1 where
+    the rule or the tuner says so, the unfolded forward of each group's delta with its flipped kernel, read
+    and written in place; else one stride phase of dx at a time, on contiguous copies of each group."""
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     dy, w = contiguous(dy), contiguous(w)
+    N, K, P, Q = dy.shape
+    Kg, Cg, R, S = w.shape[0] // groups, w.shape[1], w.shape[2], w.shape[3]
     if (sh, sw) == (1, 1):
         threads = get_num_threads()
-        path = wisdom.choose("input_grad", input_grad_path(dy.shape, w.shape, padding, dilation, dx.shape[3],
-                                                           dx.itemsize, threads),
-                             (dy.shape, w.shape, stride, padding, dilation, dx.itemsize, threads),
-                             lambda: _input_grad(dy, w, np.empty_like(dx), stride, padding, dilation))
-        eh, ew = dil_h * (w.shape[2] - 1) - ph, dil_w * (w.shape[3] - 1) - pw
+        dyg, wg = (N, Kg, P, Q), (Kg,) + w.shape[1:]
+        path = wisdom.choose("input_grad", input_grad_path(dyg, wg, padding, dilation, dx.shape[3], dx.itemsize,
+                                                           threads),
+                             (dyg, wg, stride, padding, dilation, dx.itemsize, threads),
+                             lambda: _input_grad(dy, w, np.empty_like(dx), stride, padding, dilation, groups))
+        eh, ew = dil_h * (R - 1) - ph, dil_w * (S - 1) - pw
         if path == "unfolded" and eh >= 0 and ew >= 0:  # the forward of the delta with the flipped kernel
-            wf = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            return conv2d_forward_unfolded(dy, wf, np.zeros(dx.shape[1], dx.dtype), dx, eh, ew, dil_h, dil_w, False)
-    return conv2d_backward_input_phased(dy, w, dx, sh, sw, dil_h, dil_w, ph, pw)
+            zero = np.zeros(dx.shape[1], dx.dtype)
+            for g in range(groups):
+                wf = np.ascontiguousarray(w[g * Kg : (g + 1) * Kg, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+                conv2d_forward_unfolded(dy, wf, zero, dx, eh, ew, dil_h, dil_w, False, g * Kg, g * Cg)
+            return dx
+    if groups == 1:
+        return conv2d_backward_input_phased(dy, w, dx, sh, sw, dil_h, dil_w, ph, pw)
+    for g in range(groups):
+        part = empty((N, Cg, dx.shape[2], dx.shape[3]), dx.dtype)
+        conv2d_backward_input_phased(_group(dy, g, groups), w[g * Kg : (g + 1) * Kg], part, sh, sw, dil_h, dil_w,
+                                     ph, pw)
+        _into_group(dx, g, groups, part)
+    return dx
 
 
-def _weight_grad(dy, x, dw, db, stride, padding, dilation):
+def _weight_grad(dy, x, dw, db, stride, padding, dilation, groups=1):
+    """dW of ``groups`` groups (the kernel chosen for one group's shapes): the broadcast kernel reads each
+    group's channels of the padded input and of the delta in place; the dot-product kernel runs on
+    contiguous copies of each group."""
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
-    K, C, R, S = dw.shape
-    xp = pad(contiguous(x), ph, pw)
-    dy = contiguous(dy)
+    K, Cg, R, S = dw.shape
+    Kg = K // groups
+    x, dy = contiguous(x), contiguous(dy)
+    kernel = "broadcast"
     if (sh, sw) == (1, 1):
-        kernel = wisdom.choose("weight_grad", weight_grad_path(K, dy.shape[3]),
-                               (x.shape, dw.shape, stride, padding, dilation, x.itemsize, get_num_threads()),
+        xg, wg = (x.shape[0], Cg) + x.shape[2:], (Kg,) + dw.shape[1:]
+        kernel = wisdom.choose("weight_grad", weight_grad_path(Kg, dy.shape[3]),
+                               (xg, wg, stride, padding, dilation, x.itemsize, get_num_threads()),
                                lambda: _weight_grad(dy, x, np.zeros_like(dw), np.zeros_like(db), stride, padding,
-                                                    dilation))
-        if kernel == "dot" and _finite(xp):
-            return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
-    _weight_grad_broadcast(xp, dy, dw.reshape(K, C * R * S), R, S, sh, sw, dil_h, dil_w, db)
+                                                    dilation, groups))
+    if kernel == "dot" and groups > 1:
+        for g in range(groups):
+            dbg = db[g * Kg : (g + 1) * Kg] if db.size else db
+            _weight_grad(_group(dy, g, groups), _group(x, g, groups), dw[g * Kg : (g + 1) * Kg], dbg, stride,
+                         padding, dilation)
+        return dw
+    xp = pad(x, ph, pw)
+    if kernel == "dot" and _finite(xp):
+        return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
+    for g in range(groups):
+        dbg = db[g * Kg : (g + 1) * Kg] if db.size else db
+        _weight_grad_broadcast(xp, dy, dw[g * Kg : (g + 1) * Kg].reshape(Kg, Cg * R * S), R, S, sh, sw, dil_h,
+                               dil_w, dbg, g * Cg, g * Kg)
     return dw
 
 
@@ -301,47 +351,24 @@ def _into_group(dst, g, groups, src):
 
 def conv2d_forward(x, w, b, y, stride, padding, dilation, relu, groups):
     """y (N, K, P, Q), uninitialised, = conv2d(x, w, b) with ``groups`` (clamped at zero with ``relu``).
-    Depthwise (groups == C) has kernels of its own; other groupings run the kernels above group by group, on
-    contiguous copies of each group's channels."""
-    if groups == 1:
-        return _forward(x, w, b, y, stride, padding, dilation, relu)
-    if groups == x.shape[1]:
+    Depthwise (groups == C) has kernels of its own; other groupings run the kernels above group by group."""
+    if groups > 1 and groups == x.shape[1]:
         return _depthwise_forward(x, w, b, y, stride, padding, dilation, relu)
-    Kg = w.shape[0] // groups
-    for g in range(groups):
-        part = empty((y.shape[0], Kg, y.shape[2], y.shape[3]), y.dtype)
-        _forward(_group(x, g, groups), w[g * Kg : (g + 1) * Kg], b[g * Kg : (g + 1) * Kg], part, stride, padding,
-                 dilation, relu)
-        _into_group(y, g, groups, part)
-    return y
+    return _forward(x, w, b, y, stride, padding, dilation, relu, groups)
 
 
 def conv2d_backward_input(dy, w, dx, stride, padding, dilation, groups):
     """dx (N, C, H, W), uninitialised, = the input gradient: one stride-1 product per stride phase of dx,
-    reading the delta in place instead of spreading it into a mostly-zero buffer (group by group, or the
-    depthwise kernel)."""
-    if groups == 1:
-        return _input_grad(dy, w, dx, stride, padding, dilation)
-    if groups == dx.shape[1]:
+    reading the delta in place instead of spreading it into a mostly-zero buffer, or at stride 1 the unfolded
+    forward of the delta (group by group, or the depthwise kernel)."""
+    if groups > 1 and groups == dx.shape[1]:
         return _depthwise_input_grad(dy, w, dx, stride, padding, dilation)
-    Kg = w.shape[0] // groups
-    for g in range(groups):
-        part = empty((dx.shape[0], dx.shape[1] // groups, dx.shape[2], dx.shape[3]), dx.dtype)
-        _input_grad(_group(dy, g, groups), w[g * Kg : (g + 1) * Kg], part, stride, padding, dilation)
-        _into_group(dx, g, groups, part)
-    return dx
+    return _input_grad(dy, w, dx, stride, padding, dilation, groups)
 
 
 def conv2d_backward_weight(dy, x, dw, db, stride, padding, dilation, groups):
     """dw (K, C/groups, R, S), zeroed, += the weight gradient; db, zeroed, += the bias gradient when it has K
     entries (summed while the kernel reads the delta anyway), nothing when it has none."""
-    if groups == 1:
-        return _weight_grad(dy, x, dw, db, stride, padding, dilation)
-    if groups == x.shape[1]:
+    if groups > 1 and groups == x.shape[1]:
         return _depthwise_weight_grad(dy, x, dw, db, stride, padding, dilation)
-    Kg = dw.shape[0] // groups
-    for g in range(groups):
-        dbg = db[g * Kg : (g + 1) * Kg] if db.size else db
-        _weight_grad(_group(dy, g, groups), _group(x, g, groups), dw[g * Kg : (g + 1) * Kg], dbg, stride, padding,
-                     dilation)
-    return dw
+    return _weight_grad(dy, x, dw, db, stride, padding, dilation, groups)

@@ -17,15 +17,14 @@ from .taps import pack_weights
 
 
 @cpu_kernel(parallel=False, inline=True)
-def store_wide_run(acc, y, n, k0, t0, count, Wp, Q, G, gn, bias, relu, z, mr, nr, oy, sy, ox, sx):
-    """Epilogue of the unpacked products: bias + acc[i*nr + j] (clamped at zero with relu) goes to
-    y[n + g, k0 + i, oy + sy*m, ox + sx*q] for the wide positions t0 + j = m*Wp + g*(Wp // G) + q, j < count:
-    a wide row holds one output row of each of G images side by side (G = 1 but for the unfolded forward), and
-    the columns q >= Q and the images g >= gn are dropped. The run is cut into its pieces of whole rows, so
+def store_wide_run(acc, y, n, k0, kend, t0, count, Wp, Q, G, gn, bias, relu, z, mr, nr, oy, sy, ox, sx):
+    """Epilogue of the unpacked products: bias[k0 + i] + acc[i*nr + j] (clamped at zero with relu) goes to
+    y[n + g, k0 + i, oy + sy*m, ox + sx*q], k0 + i < kend, for the wide positions
+    t0 + j = m*Wp + g*(Wp // G) + q, j < count: a wide row holds one output row of each of G images side by
+    side (G = 1 but for the unfolded forward), and the columns q >= Q and the images g >= gn are dropped. The run is cut into its pieces of whole rows, so
     for sx = 1 each piece is contiguous and goes out as masked vector stores (``store_lanes``); the strided
     loop's indices are unsigned (a signed index would bring Numba's negative-index fix-up into every
     iteration)."""
-    K = y.shape[1]
     Wg = Wp // G
     m = t0 // Wp
     g = (t0 - m * Wp) // Wg
@@ -34,7 +33,7 @@ def store_wide_run(acc, y, n, k0, t0, count, Wp, Q, G, gn, bias, relu, z, mr, nr
     while j < count:
         seg = min(count - j, Wg - q)  # wide positions left in this row of this image
         cnt = min(seg, Q - q)  # of which real outputs
-        for i in range(min(mr, K - k0) if g < gn else 0):
+        for i in range(min(mr, kend - k0) if g < gn else 0):
             b = bias[k0 + i]
             row = y[n + g, k0 + i, oy + sy * m]
             a = np.uint64(i * nr + j)
@@ -153,5 +152,5 @@ def unpacked_product(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, op
                     outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MR, NR // 2, NR)
                 else:
                     outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MR, NR, NR)
-                store_wide_run(acc, y, n, kb * mr, t0, last, Wp, Q, 1, 1, bias, relu, z, mr, nr, oy, sy, ox, sx)
+                store_wide_run(acc, y, n, kb * mr, K, t0, last, Wp, Q, 1, 1, bias, relu, z, mr, nr, oy, sy, ox, sx)
     return y

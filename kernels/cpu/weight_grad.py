@@ -23,9 +23,11 @@ GROUPS = 16  # ... but never more groups than this (each needs a partial-sum buf
 
 
 @cpu_kernel
-def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db):
-    """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k, p, q] * patch[n, p, q, crs], any stride;
-    and, when db has K entries (not 0), db += the bias gradient, summed while the delta is transposed.
+def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d):
+    """dw2 (K, C*R*S) += sum over every position (n, p, q) of dy[n, k0d + k, p, q] * patch[n, p, q, crs], the
+    patches read from input channels c0 .. c0 + C of xp (c0 = k0d = 0 but for a group of a grouped
+    convolution, read in place), any stride; and, when db has K entries (not 0), db += the bias gradient,
+    summed while the delta is transposed.
 
     The positions of a chunk of output rows are one reduction of ``outer_acc``: MR patch entries broadcast
     from the input in place (tap crs of position (n, p, q) is xp_flat[n, c, p*sh + r*dil_h, q*sw + s*dil_w], found
@@ -37,15 +39,16 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db):
     stay in cache), summing into its own partial block; the groups are added in order at the end. The
     grouping depends only on the shapes: the result is the same every run and for any thread count.
     """
-    N, C, Hp, Wp = xp.shape
-    K, P, Q = dy.shape[1], dy.shape[2], dy.shape[3]
+    N, Cx, Hp, Wp = xp.shape
+    K, P, Q = dw2.shape[0], dy.shape[2], dy.shape[3]
+    C = dw2.shape[1] // (R * S)
     CRS = C * R * S
     HW = Hp * Wp
     KB = (K + NR - 1) // NR
     CB = (CRS + MR - 1) // MR
     offs = np.zeros(CB * MR, np.int64)  # taps past C*R*S read a real input but are never stored
     offs[:CRS] = tap_offsets(C, R, S, HW, Wp, dil_h, dil_w)
-    xf = xp.reshape(N * C * HW)
+    xf = xp.reshape(N * Cx * HW)
     rows = N * P
     G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
     chunk = max(1, KC // Q)  # output rows per transposed chunk
@@ -65,15 +68,15 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db):
         for r0 in range(g * rows // G, (g + 1) * rows // G, chunk):
             r1 = min(r0 + chunk, (g + 1) * rows // G)
             n0 = r0 // P
-            base = n0 * C * HW + (r0 - n0 * P) * sh * Wp  # the input of the chunk's first position
+            base = (n0 * Cx + c0) * HW + (r0 - n0 * P) * sh * Wp  # the input of the chunk's first position
             for row in range(r0, r1):  # transpose this chunk's deltas: dyT[(row - r0)*Q + q, j]
                 n = row // P
                 p = row - n * P
-                b = n * C * HW + p * sh * Wp - base
+                b = (n * Cx + c0) * HW + p * sh * Wp - base
                 for q in range(Q):
                     steps[(row - r0) * Q + q] = b + q * sw
                 for j in range(nk):
-                    src = dy[n, k0 + j, p]
+                    src = dy[n, k0d + k0 + j, p]
                     for q in range(Q):
                         dyT[((row - r0) * Q + q) * NR + j] = src[q]
                     if bias:
