@@ -21,10 +21,10 @@ def store_wide_run(acc, y, n, k0, kend, t0, count, Wp, Q, G, gn, bias, relu, z, 
     """Epilogue of the unpacked products: bias[k0 + i] + acc[i*nr + j] (clamped at zero with relu) goes to
     y[n + g, k0 + i, oy + sy*m, ox + sx*q], k0 + i < kend, for the wide positions
     t0 + j = m*Wp + g*(Wp // G) + q, j < count: a wide row holds one output row of each of G images side by
-    side (G = 1 but for the unfolded forward), and the columns q >= Q and the images g >= gn are dropped. The run is cut into its pieces of whole rows, so
-    for sx = 1 each piece is contiguous and goes out as masked vector stores (``store_lanes``); the strided
-    loop's indices are unsigned (a signed index would bring Numba's negative-index fix-up into every
-    iteration)."""
+    side (G = 1 but for the unfolded forward), and the columns q >= Q and the images g >= gn are dropped. The
+    run is cut into its pieces of whole rows, so for sx = 1 each piece is contiguous and goes out as masked
+    vector stores (``store_lanes``); the strided loop's indices are unsigned (a signed index would bring
+    Numba's negative-index fix-up into every iteration)."""
     Wg = Wp // G
     m = t0 // Wp
     g = (t0 - m * Wp) // Wg
