@@ -214,8 +214,11 @@ def input_grad_path(dy_shape, w_shape, padding, dilation, dx_w, itemsize, thread
     else "phased" (which skips the taps that read only the delta's zero border, and has the thin and six-row
     blocks). Measured on a Zen 5 (2 threads, medians of 15 interleaved rounds), phased vs unfolded: ResNet-20's
     16 -> 16 on 32x32 2.25 vs 1.59 ms, 32 -> 32 on 16x16 2.09 vs 1.35, 64 -> 64 on 8x8 1.85 vs 1.42; 32 -> 64
-    on 28x28 4.80 vs 3.84 and 4.08 vs 3.69; LeNet C2 0.74 vs 0.65 and 0.56 vs 0.58; 64 -> 64 on 56x56 (a
-    2.5 MB copy) 6.49 vs 5.93 and 6.72 vs 6.88; onto 3 channels (the thin block) 0.73 vs 0.98."""
+    on 28x28 4.80 vs 3.84 and 4.08 vs 3.69; 64 -> 64 on 56x56 (a 2.5 MB copy) 6.49 vs 5.93 and 6.72 vs 6.88;
+    onto 3 channels (the thin block) 0.73 vs 0.98. LeNet C2, onto 6 channels, is the one measured loss, 0.50 vs
+    0.57 and 0.63 vs 0.67 ms (40 rounds), kept on purpose: with it LeNet-5 compiles no padded-width product,
+    and its first training step in a fresh process takes 21 s instead of 33 (``fastconv tune`` takes the
+    phased kernel back where it measures faster)."""
     (ph, pw), (dil_h, dil_w) = padding, dilation
     K, C, R, S = w_shape
     eh, ew = dil_h * (R - 1) - ph, dil_w * (S - 1) - pw
