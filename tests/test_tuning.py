@@ -86,13 +86,13 @@ def test_a_dot_choice_still_refuses_non_finite_inputs(monkeypatch):
 
 
 def _net():
-    return nn.Sequential(nn.Conv2D(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2D(16, 16, 3, stride=2, padding=1),
-                         nn.ReLU(), nn.Flatten(), nn.Linear(16 * 8 * 8, 4))
+    return nn.Sequential(nn.Conv2D(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2D(16, 16, 3, padding=1), nn.ReLU(),
+                         nn.Conv2D(16, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 8 * 8, 4))
 
 
 def test_tuning_stores_choices_that_this_and_later_processes_use(wisdom_file, tmp_path):
     results = tuning.tune(_net(), (4, 3, 16, 16), min_time=0.01)
-    assert {key.split()[0] for key, _, _ in results} == {"forward", "forward_strided", "weight_grad"}
+    assert {key.split()[0] for key, _, _ in results} == {"forward", "forward_strided", "weight_grad", "input_grad"}
     for key, ms, chosen in results:
         op = key.split()[0]
         assert set(ms) == set(wisdom.CANDIDATES[op]) and all(v > 0 for v in ms.values())
