@@ -170,7 +170,7 @@ def forward_path(x_shape, w_shape, stride, padding, out_w, itemsize):
 def _forward(x, w, b, y, stride, padding, dilation, relu, groups=1):
     """The forward of ``groups`` groups: the kernel is chosen for one group's shapes; the unfolded kernel reads
     and writes each group's channels in place, the others run on contiguous copies of them."""
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     K, Cg = w.shape[0], w.shape[1]
     Kg = K // groups
     x, w = contiguous(x), contiguous(w)
@@ -261,9 +261,9 @@ def _input_grad(dy, w, dx, stride, padding, dilation, groups=1):
 
 
 def _weight_grad(dy, x, dw, db, stride, padding, dilation, groups=1):
-    """dW of ``groups`` groups (the kernel chosen for one group's shapes): the broadcast kernel reads each
+    """dW of ``groups`` groups (the kernel chosen once, for one group's shapes): the broadcast kernel reads each
     group's channels of the padded input and of the delta in place; the dot-product kernel runs on
-    contiguous copies of each group."""
+    contiguous copies of each group's (no copy for a single group)."""
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     K, Cg, R, S = dw.shape
     Kg = K // groups
@@ -275,19 +275,16 @@ def _weight_grad(dy, x, dw, db, stride, padding, dilation, groups=1):
                                (xg, wg, stride, padding, dilation, x.itemsize, get_num_threads()),
                                lambda: _weight_grad(dy, x, np.zeros_like(dw), np.zeros_like(db), stride, padding,
                                                     dilation, groups))
-    if kernel == "dot" and groups > 1:
-        for g in range(groups):
-            dbg = db[g * Kg : (g + 1) * Kg] if db.size else db
-            _weight_grad(_group(dy, g, groups), _group(x, g, groups), dw[g * Kg : (g + 1) * Kg], dbg, stride,
-                         padding, dilation)
-        return dw
     xp = pad(x, ph, pw)
-    if kernel == "dot" and _finite(xp):
-        return conv2d_backward_weight_dot(xp, dy, dw, dil_h, dil_w, db)
+    dot = kernel == "dot" and _finite(xp)
     for g in range(groups):
+        dwg = dw[g * Kg : (g + 1) * Kg]
         dbg = db[g * Kg : (g + 1) * Kg] if db.size else db
-        _weight_grad_broadcast(xp, dy, dw[g * Kg : (g + 1) * Kg].reshape(Kg, Cg * R * S), R, S, sh, sw, dil_h,
-                               dil_w, dbg, g * Cg, g * Kg)
+        if dot:
+            conv2d_backward_weight_dot(_group(xp, g, groups), _group(dy, g, groups), dwg, dil_h, dil_w, dbg)
+        else:
+            _weight_grad_broadcast(xp, dy, dwg.reshape(Kg, Cg * R * S), R, S, sh, sw, dil_h, dil_w, dbg, g * Cg,
+                                   g * Kg)
     return dw
 
 
@@ -342,7 +339,7 @@ def _depthwise_weight_grad(dy, x, dw, db, stride, padding, dilation):
 
 
 def _group(a, g, groups):
-    """Channels of group g of an (N, C, H, W) array, as a contiguous copy."""
+    """Channels of group g of an (N, C, H, W) array, as a contiguous copy (the array itself for one group)."""
     N, C = a.shape[:2]
     return np.ascontiguousarray(a.reshape(N, groups, C // groups, *a.shape[2:])[:, g])
 
