@@ -24,23 +24,29 @@ def wisdom_file(tmp_path, monkeypatch):
     wisdom.reload()
 
 
-SHAPES = [  # (x shape, w shape, stride, padding, dilation): wide and short rows, strided, dilated, few channels
-    ((3, 5, 11, 13), (7, 5, 3, 3), 1, 1, 1),
-    ((2, 3, 9, 30), (40, 3, 3, 5), 1, (2, 1), (1, 2)),
-    ((4, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
-    ((2, 4, 12, 11), (9, 4, 3, 3), 2, 1, 1),
-    ((2, 8, 10, 10), (33, 8, 1, 1), (2, 3), 0, 1),
-    ((2, 7, 9, 12), (6, 7, 3, 3), 1, (3, 1), 1),  # padding wider than the kernel on one axis
+SHAPES = [  # (x shape, w shape, stride, padding, dilation, groups): wide and short rows, strided, dilated, few
+    ((3, 5, 11, 13), (7, 5, 3, 3), 1, 1, 1, 1),  # channels, grouped (the unfolded and broadcast kernels read and
+    ((2, 3, 9, 30), (40, 3, 3, 5), 1, (2, 1), (1, 2), 1),  # write each group's channels in place, the others
+    ((4, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1, 1),  # copy them)
+    ((2, 4, 12, 11), (9, 4, 3, 3), 2, 1, 1, 1),
+    ((2, 8, 10, 10), (33, 8, 1, 1), (2, 3), 0, 1, 1),
+    ((2, 7, 9, 12), (6, 7, 3, 3), 1, (3, 1), 1, 1),  # padding wider than the kernel on one axis
+    ((3, 12, 9, 10), (15, 4, 3, 3), 1, 1, 1, 3),
+    ((2, 8, 7, 11), (12, 4, 3, 2), 1, (2, 1), (1, 2), 2),
 ]
 
 
+def _shape_id(s):
+    return "x".join(map(str, s[0])) + "-w" + "x".join(map(str, s[1])) + (f"-g{s[5]}" if s[5] > 1 else "")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[0])) + "-w" + "x".join(map(str, s[1])))
+@pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
 def test_every_candidate_kernel_is_exact_where_it_may_be_chosen(shape, dtype, monkeypatch):
-    x_shape, w_shape, stride, padding, dilation = shape
+    x_shape, w_shape, stride, padding, dilation, groups = shape
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
-    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     want = ref.conv2d(x, w, b, **kw)
     dy = rng.standard_normal(want.shape).astype(dtype)
     want_dw = ref.conv2d_backward_weight(dy, x, w.shape, **kw)
@@ -51,28 +57,6 @@ def test_every_candidate_kernel_is_exact_where_it_may_be_chosen(shape, dtype, mo
         np.testing.assert_allclose(fc.conv2d(x, w, b, **kw), want, **tol, err_msg=kernel)
         np.testing.assert_allclose(fc.conv2d_backward_weight(dy, x, w.shape, **kw), want_dw, **tol, err_msg=kernel)
         np.testing.assert_allclose(fc.conv2d_backward_input(dy, w, x.shape, **kw), want_dx, **tol, err_msg=kernel)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [((3, 12, 9, 10), (15, 4, 3, 3), 3, 1, 1),
-                                   ((2, 8, 7, 11), (12, 4, 3, 2), 2, (2, 1), (1, 2))], ids=["g3", "g2-dilated"])
-def test_every_candidate_kernel_is_exact_for_groups(shape, dtype, monkeypatch):
-    """A grouped convolution under every forced kernel: the unfolded ones read and write each group's
-    channels in place (the others copy them), against the plain-loop reference."""
-    x_shape, w_shape, groups, padding, dilation = shape
-    rng = np.random.default_rng(1)
-    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
-    kw = dict(padding=padding, dilation=dilation, groups=groups)
-    want = ref.conv2d(x, w, b, **kw)
-    dy = rng.standard_normal(want.shape).astype(dtype)
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    for kernel in {k for ks in wisdom.CANDIDATES.values() for k in ks}:
-        monkeypatch.setattr(wisdom, "forced", kernel)
-        np.testing.assert_allclose(fc.conv2d(x, w, b, **kw), want, **tol, err_msg=kernel)
-        np.testing.assert_allclose(fc.conv2d_backward_input(dy, w, x.shape, **kw),
-                                   ref.conv2d_backward_input(dy, w, x.shape, **kw), **tol, err_msg=kernel)
-        np.testing.assert_allclose(fc.conv2d_backward_weight(dy, x, w.shape, **kw),
-                                   ref.conv2d_backward_weight(dy, x, w.shape, **kw), **tol, err_msg=kernel)
 
 
 def test_a_dot_choice_still_refuses_non_finite_inputs(monkeypatch):
