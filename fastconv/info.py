@@ -11,7 +11,9 @@ def collect():
     import fastconv
     from fastconv import cuda
     from fastconv.kernels import config
-    from fastconv.kernels.cpu import wisdom
+    from fastconv.kernels import cpu
+    from fastconv.kernels.cpu import blocks, wisdom
+    from llvmlite import binding as llvm
 
     x = np.ones((1, 1, 4, 4), np.float32)
     fastconv.relu(x)  # run one parallel kernel so the threading layer is chosen
@@ -29,6 +31,8 @@ def collect():
         "threading layer": layer,
         "threads": numba.get_num_threads(),
         "cpu cores (numba)": numba.config.NUMBA_NUM_THREADS,
+        "cpu (llvm)": numba.config.CPU_NAME or llvm.get_host_cpu_name(),
+        "register block": f"{blocks.MR} x {blocks.NR}, {'512-bit vectors' if cpu.WIDE_VECTORS else 'LLVM default vectors'}",
         "cuda": cuda.describe(),
         "kernel cache": cache,
         "kernel cache enabled": config.CACHE,

@@ -77,3 +77,41 @@ def apply_threading_layer():
     import numba
 
     numba.config.THREADING_LAYER = THREADING_LAYER
+
+
+# Vector width. The AVX-512 register blocks (``cpu/blocks.py``: 8 x 32, two 16-lane vectors per row) need LLVM
+# to use 512-bit vectors, but for Intel's AVX-512 CPUs (Skylake-SP to Sapphire Rapids) LLVM prefers 256-bit
+# ones (its 'prefer-256-bit' tuning), which halves every product there: on a 2-core Xeon (LLVM's name
+# 'rocketlake') a 32 -> 64 channel 3x3 forward on 28x28 ran at 122 GFLOP/s with LLVM's default and 238 with
+# it turned off. AMD's Zen 4 and Zen 5 have no such preference; there the setting changes nothing.
+NO_256_BIT_PREFERENCE = "-prefer-256-bit"
+
+
+def apply_vector_width():
+    """Have Numba compile for this CPU's features without LLVM's 256-bit preference, on CPUs with AVX-512 and
+    where the user has chosen neither NUMBA_CPU_NAME nor NUMBA_CPU_FEATURES. Numba reads its target features
+    once, when its CPU code generator is made; that is done here, so that the setting holds for every kernel
+    (and, Numba's target being one per process, for other Numba code compiled in this process). Returns
+    whether the code generator ends up without the preference; warns where it was made earlier without it."""
+    import numba
+    from llvmlite import binding as llvm
+    from numba.core.registry import cpu_target
+
+    if numba.config.CPU_NAME or numba.config.CPU_FEATURES is not None:
+        return NO_256_BIT_PREFERENCE in (numba.config.CPU_FEATURES or "")
+    host = llvm.get_host_cpu_features().flatten()
+    if "+avx512f" not in host.split(","):
+        return False
+    made = "_toplevel_target_context" in vars(cpu_target)
+    if not made:
+        numba.config.CPU_FEATURES = f"{host},{NO_256_BIT_PREFERENCE}"
+    features = cpu_target.target_context.codegen()._tm_features  # makes the code generator if not yet made
+    ok = NO_256_BIT_PREFERENCE in features
+    if not ok and not llvm.get_host_cpu_name().startswith("znver"):
+        import warnings
+
+        warnings.warn("fastconv: Numba compiled code before fastconv was imported, for this CPU's default "
+                      "vector width; where LLVM prefers 256-bit vectors (Intel's AVX-512 CPUs) fastconv's kernels "
+                      "run at about half speed. Import fastconv first, or set NUMBA_CPU_FEATURES.",
+                      RuntimeWarning, stacklevel=2)
+    return ok

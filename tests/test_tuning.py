@@ -118,3 +118,67 @@ def test_cli_tune_writes_and_forgets(wisdom_file, capsys):
     assert cli.main(["tune", "--forget"]) == 0
     assert wisdom.machine_key() not in json.loads(wisdom_file.read_text())
     assert cli.main(["tune", "--model", "vgg"]) == 2
+
+
+def _avx512_host():
+    from llvmlite import binding as llvm
+
+    return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+
+
+CHOSEN_TARGET = bool(os.environ.get("NUMBA_CPU_NAME") or os.environ.get("NUMBA_CPU_FEATURES"))
+
+
+@pytest.mark.skipif(not _avx512_host() or CHOSEN_TARGET, reason="needs an AVX-512 CPU and Numba's default target")
+def test_products_use_512_bit_vectors():
+    """On an AVX-512 CPU, code compiled after fastconv's import vectorises on 512-bit registers (LLVM prefers
+    256-bit ones on Intel's AVX-512 CPUs unless told otherwise; the 8 x 32 block assumes 16-lane vectors).
+    (Checked on a fresh loop: Numba does not disassemble kernels loaded from its cache.)"""
+    import numba
+
+    @numba.njit(fastmath=True)
+    def axpy(a, x, y):
+        for i in range(x.size):
+            y[i] += a * x[i]
+
+    x = np.arange(1000, dtype=np.float32)
+    y = np.ones(1000, np.float32)
+    axpy(np.float32(2), x, y)
+    np.testing.assert_array_equal(y, 1 + 2 * x)
+    fmas = [ln for ln in axpy.inspect_asm(axpy.signatures[0]).splitlines() if "vfmadd" in ln]
+    packed = [ln for ln in fmas if "ps\t" in ln]
+    assert sum("zmm" in ln for ln in packed) >= max(1, sum("ymm" in ln for ln in packed)), packed
+
+
+def _run(code, **env):
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTCONV_NO_CACHE="1", **env),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout.strip()
+
+
+FEATURES = """
+import warnings
+from numba.core.registry import cpu_target
+{before}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastconv
+print(cpu_target.target_context.codegen()._tm_features.endswith("-prefer-256-bit"),
+      any("vector width" in str(w.message) for w in caught))
+"""
+
+
+@pytest.mark.skipif(not _avx512_host() or CHOSEN_TARGET, reason="needs an AVX-512 CPU and Numba's default target")
+def test_vector_width_setting_respects_the_user():
+    """The setting is made when fastconv is imported first; Numba code compiled earlier keeps Numba's default
+    (with a warning, except on AMD's Zen, where the default is already 512-bit); a user's NUMBA_CPU_FEATURES
+    is left as it is."""
+    from llvmlite import binding as llvm
+
+    assert _run(FEATURES.format(before="")) == "True False"
+    compiled_first = "import numba\nnumba.njit(lambda a: a + 1)(1)"
+    zen = llvm.get_host_cpu_name().startswith("znver")
+    assert _run(FEATURES.format(before=compiled_first)) == f"False {not zen}"
+    host = llvm.get_host_cpu_features().flatten()
+    assert _run(FEATURES.format(before=""), NUMBA_CPU_FEATURES=host) == "False False"

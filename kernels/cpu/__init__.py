@@ -3,3 +3,4 @@ that ``fastconv.functional`` calls; the other modules hold the kernels, one fami
 from .. import config as _config
 
 _config.apply_threading_layer()
+WIDE_VECTORS = _config.apply_vector_width()

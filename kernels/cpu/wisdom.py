@@ -46,7 +46,12 @@ def machine_key():
     import numba
     from llvmlite import binding as llvm
 
-    features = llvm.get_host_cpu_features().flatten()
+    from numba.core.registry import cpu_target
+
+    # the features Numba's code generator compiles for (those of the host, with the vector-width setting of
+    # ``config.apply_vector_width``)
+    codegen = cpu_target.target_context.codegen()
+    features = getattr(codegen, "_tm_features", None) or llvm.get_host_cpu_features().flatten()
     digest = hashlib.sha256(features.encode()).hexdigest()[:12]
     return (f"{_cpu_model()} | {numba.config.CPU_NAME or llvm.get_host_cpu_name()} features {digest} | "
             f"numba {numba.__version__} llvmlite {llvmlite.__version__}")
