@@ -231,3 +231,20 @@ def test_max_pool_backward_with_its_geometry_equals_without_and_checks_it(rng):
     np.testing.assert_array_equal(fc.max_pool2d_backward(dy, idx, x.shape, **kw), fc.max_pool2d_backward(dy, idx, x.shape))
     with pytest.raises(ValueError, match=r"pooled size \(4, 4\).*got shape \(2, 3, 5, 5\)"):
         fc.max_pool2d_backward(dy, idx, x.shape, kernel_size=2)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1001])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_index_range_check_finds_the_extremes(rng, size, dtype):
+    """The range check of max_pool2d_backward's indices (one parallel pass) finds the smallest and largest
+    value wherever they are, and a value outside the plane anywhere is refused."""
+    from fastconv.kernels.cpu import plan
+
+    a = rng.integers(-50, 50, size=size).astype(dtype)
+    assert plan.minmax(a) == (int(a.min()), int(a.max()))
+    dy = rng.standard_normal((1, 1, 3, 3))
+    for pos in (0, 4, 8):
+        idx = np.zeros((1, 1, 3, 3), np.int64)
+        idx.flat[pos] = 36
+        with pytest.raises(ValueError, match="indices"):
+            fc.max_pool2d_backward(dy, idx, (1, 1, 6, 6))

@@ -1,6 +1,8 @@
 """Elementwise kernels over flat (1-D) views: activations, row sums, optimizer updates."""
 import math
 
+import numpy as np
+
 from numba import prange
 
 from ..config import cpu_kernel
@@ -78,6 +80,26 @@ def sum_rows(a, out):
             acc += a[i, j]
         out[j] = acc
     return out
+
+
+@cpu_kernel
+def min_max(a, parts):
+    """(min, max) of a non-empty flat integer array in one pass, split into ``parts`` ranges (each iteration
+    owns its slot of the partial results)."""
+    parts = max(1, min(parts, a.size))
+    lo = np.empty(parts, a.dtype)
+    hi = np.empty(parts, a.dtype)
+    for part in prange(parts):
+        i0, i1 = part * a.size // parts, (part + 1) * a.size // parts
+        mn = a[i0]
+        mx = a[i0]
+        for i in range(i0 + 1, i1):
+            v = a[i]
+            mn = min(mn, v)
+            mx = max(mx, v)
+        lo[part] = mn
+        hi[part] = mx
+    return lo.min(), hi.max()
 
 
 @cpu_kernel

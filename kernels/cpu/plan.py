@@ -21,6 +21,7 @@ from .dense import linear_backward_input, linear_backward_weight, linear_forward
 from .elementwise import (
     adam_update,
     add_forward,
+    min_max,
     relu_backward,
     relu_forward,
     sgd_update,
@@ -70,7 +71,9 @@ def mean(a):
 
 
 def minmax(a):
-    return int(a.min()), int(a.max())
+    """(min, max) of a non-empty integer array (max-pooling indices), in one parallel pass."""
+    lo, hi = min_max(flat(contiguous(a)), 2 * get_num_threads())
+    return int(lo), int(hi)
 
 
 def mul(a, b):
