@@ -9,7 +9,7 @@ the functional layer in ``fastconv.functional`` validates, allocates and dispatc
 # arguments: fastconv.functional calls these and nothing else of a target.
 ENTRY_POINTS = (
     "adam_update", "add", "add_into", "asarray", "avg_pool2d_backward", "avg_pool2d_forward", "batch_norm_apply",
-    "batch_norm_backward_dx", "batch_norm_backward_sums", "batch_norm_stats", "contiguous",
+    "batch_norm_backward", "batch_norm_backward_dx", "batch_norm_backward_sums", "batch_norm_stats", "contiguous",
     "conv2d_backward_bias", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward", "empty", "flat",
     "global_avg_pool_backward", "global_avg_pool_forward", "linear_backward_input", "linear_backward_weight",
     "linear_forward", "max_pool2d_backward", "pad_sides", "max_pool2d_forward", "mean", "minmax", "mul",

@@ -207,3 +207,41 @@ def test_eval_mode_folds_batch_norm_into_the_conv_exactly_enough(rng, relu, bias
     np.testing.assert_allclose(dx, g, rtol=1e-12, atol=1e-12)
     for (k, p), q in zip(folded.named_parameters(), plain.parameters()):
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("fixed", [False, True], ids=["batch", "fixed"])
+def test_batch_norm_backward_in_one_pass_equals_the_two_kernels(rng, relu, fixed):
+    """The one-pass backward (sums, then dx, channel by channel) gives the two kernels' results exactly (they
+    stay for data-parallel training, where the sums are added over the ranks in between), and both follow
+    the equations: dx = w / std * (g - mean(g) - xhat * mean(g * xhat)) with batch statistics."""
+    from fastconv.kernels.cpu import plan
+
+    N, C, H, W = 3, 5, 7, 6
+    x = (rng.standard_normal((N, C, H, W)) * 3 + 2).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w = rng.uniform(0.5, 1.5, C).astype(np.float32)
+    mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
+    invstd = 1 / np.sqrt(x.var(axis=(0, 2, 3), dtype=np.float64) + 1e-5)
+    scale = (w * invstd).astype(np.float32)
+    shift = (rng.uniform(-0.5, 0.5, C) - mean * scale).astype(np.float32)
+    M = 0 if fixed else N * H * W
+    outs = []
+    for fused in (True, False):
+        dw, db, dx = np.empty(C, np.float32), np.empty(C, np.float32), np.empty_like(x)
+        if fused:
+            plan.batch_norm_backward(dy, x, mean, invstd, w, scale, shift, relu, M, dw, db, dx)
+        else:
+            plan.batch_norm_backward_sums(dy, x, mean, invstd, scale, shift, relu, dw, db)
+            plan.batch_norm_backward_dx(dy, x, mean, invstd, w, scale, shift, relu, M, dw, db, dx)
+        outs.append((dx, dw, db))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    c = (slice(None), None, None)
+    xhat = (x - mean[c]) * invstd[c]
+    g = np.where(x * scale[c] + shift[c] > 0, dy, 0) if relu else dy.astype(np.float64)
+    sg, sgx = g.sum(axis=(0, 2, 3)), (g * xhat).sum(axis=(0, 2, 3))
+    want = (w * invstd)[c] * (g - (0 if fixed else (sg[c] + xhat * sgx[c]) / M))
+    np.testing.assert_allclose(outs[0][0], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], sgx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(outs[0][2], sg, rtol=1e-4, atol=1e-4)

@@ -117,14 +117,16 @@ def batch_norm2d_backward(dy, x, weight, cache):
     dy, x = be.contiguous(dy), be.contiguous(x)
     mean, invstd = be.asarray(cache.mean), be.asarray(cache.invstd)
     dweight, dbias = be.empty((C,), x.dtype), be.empty((C,), x.dtype)
-    be.batch_norm_backward_sums(dy, x, mean, invstd, cache.scale, cache.shift, cache.relu, dweight, dbias)
-    sw, sb = dweight, dbias
-    if cache.n_values and _sum_over_ranks is not None:
-        # dx needs the sums over the global batch (whose statistics it was normalised with); the parameters'
-        # gradients stay this rank's share, which the gradient allreduce averages with the others'
-        sw = be.asarray(_sum_over_ranks(to_host(dweight).astype(np.float64)).astype(x.dtype))
-        sb = be.asarray(_sum_over_ranks(to_host(dbias).astype(np.float64)).astype(x.dtype))
     dx = be.empty(x.shape, x.dtype)
+    if not (cache.n_values and _sum_over_ranks is not None):  # the sums and dx in one pass
+        be.batch_norm_backward(dy, x, mean, invstd, be.contiguous(weight), cache.scale, cache.shift, cache.relu,
+                               cache.n_values, dweight, dbias, dx)
+        return dx, dweight, dbias
+    # dx needs the sums over the global batch (whose statistics it was normalised with); the parameters'
+    # gradients stay this rank's share, which the gradient allreduce averages with the others'
+    be.batch_norm_backward_sums(dy, x, mean, invstd, cache.scale, cache.shift, cache.relu, dweight, dbias)
+    sw = be.asarray(_sum_over_ranks(to_host(dweight).astype(np.float64)).astype(x.dtype))
+    sb = be.asarray(_sum_over_ranks(to_host(dbias).astype(np.float64)).astype(x.dtype))
     be.batch_norm_backward_dx(dy, x, mean, invstd, be.contiguous(weight), cache.scale, cache.shift, cache.relu,
                               cache.n_values, sw, sb, dx)
     return dx, dweight, dbias

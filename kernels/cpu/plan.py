@@ -37,6 +37,7 @@ from .layout import pad_into, pad_phases
 from .loss import softmax_cross_entropy
 from .norm import (
     batch_norm_apply,
+    batch_norm_backward,
     batch_norm_backward_dx,
     batch_norm_backward_sums,
     batch_norm_stats,

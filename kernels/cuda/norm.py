@@ -97,6 +97,12 @@ def batch_norm_backward_dx(dy, x, mean, invstd, weight, scale, shift, relu, M, d
     return dx
 
 
+def batch_norm_backward(dy, x, mean, invstd, weight, scale, shift, relu, M, dweight, dbias, dx):
+    """The sums, then dx from them (two launches: dx needs the sums of every block of a channel)."""
+    batch_norm_backward_sums(dy, x, mean, invstd, scale, shift, relu, dweight, dbias)
+    return batch_norm_backward_dx(dy, x, mean, invstd, weight, scale, shift, relu, M, dweight, dbias, dx)
+
+
 @kernel("T[:,:], T[:]")
 def _gap_forward(xf, yf):
     NC, HW = xf.shape

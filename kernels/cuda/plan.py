@@ -26,6 +26,7 @@ from .memory import contiguous, zeros
 from .memory import mul as _mul
 from .norm import (
     batch_norm_apply,
+    batch_norm_backward,
     batch_norm_backward_dx,
     batch_norm_backward_sums,
     batch_norm_stats,
