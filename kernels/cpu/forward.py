@@ -16,7 +16,7 @@ import numpy as np
 from numba import get_num_threads, prange
 
 from ..config import cpu_kernel
-from .blocks import MR, NR, V
+from .blocks import MR, MS, MT, NR, V
 from .intrinsics import copy_lanes
 from .micro import accumulators, outer, outer_acc
 from .product import store_wide_run, unpacked_product
@@ -108,19 +108,22 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
     GQ = G * Q
     BS = Hp * GQ  # one (c, s) block
     T = C * R * S
-    offs = np.empty(T, np.int64)  # tap (c, s, r), in the panel's order
-    for c in range(C):
-        for s in range(S):
-            for r in range(R):
-                offs[(c * S + s) * R + r] = (c * S + s) * BS + r * dil_h * GQ
-    KB = (K + MR - 1) // MR
-    ap = np.zeros((KB, T, MR), w.dtype)  # ap[kb, t, i]: the weight of tap t for output channel kb*MR + i
+    CS = C * S
+    offs = np.empty(T, np.int64)  # tap (r, c, s): the taps of one kernel row are a contiguous range
+    for r in range(R):
+        for c in range(C):
+            for s in range(S):
+                offs[(r * C + c) * S + s] = (c * S + s) * BS + r * dil_h * GQ
+    six = MS < MR and MT < K <= MS  # the six-row block (LeNet C1's forward, C2's input gradient)
+    mr = MS if six else MR
+    KB = (K + mr - 1) // mr
+    ap = np.zeros((KB, T, MR), w.dtype)  # ap[kb, t, i]: the weight of tap t for output channel kb*mr + i
     for k in range(K):
-        kb = k // MR
+        kb = k // mr
         for c in range(C):
             for r in range(R):
                 for s in range(S):
-                    ap[kb, (c * S + s) * R + r, k - kb * MR] = w[k, c, r, s]
+                    ap[kb, (r * C + c) * S + s, k - kb * mr] = w[k, c, r, s]
     qlo = np.empty(S, np.int64)  # kernel column s reads x for the outputs qlo[s] <= q < qhi[s] (padding elsewhere)
     qhi = np.empty(S, np.int64)
     for s in range(S):
@@ -129,8 +132,9 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
     size = C * S * BS
     items = (N + G - 1) // G
     parts = min(items, parts)
-    panels = np.empty((parts, size + NR), x.dtype)
-    panels[:, size:] = 0  # the last run's reads past the panel (for positions it does not store)
+    # zeros: the padding rows of every block stay zero (they are never written), as do the NR values past the
+    # panel that the last run reads (for positions it does not store)
+    panels = np.zeros((parts, size + NR), x.dtype)
     xf = x.reshape(N * Cx * H * W)
     z = np.zeros(1, y.dtype)[0]
     for part in prange(parts):  # each part owns its panel and the outputs of its images
@@ -145,24 +149,33 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
                         d = (c * S + s) * BS + g * Q  # panel row i starts at d + i*GQ ...
                         src = (((n0 + g) * Cx + c0 + c) * H - ph) * W + s * dil_w - pw  # ... and reads x from src + i*W
                         lo, hi = qlo[s], qhi[s]
-                        i0, i1 = (ph, ph + H) if g < gn else (0, 0)  # the rows that are not padding
+                        if g >= gn:  # no image here (the last item): zeros
+                            lo, hi = 0, 0
                         for v in range(0, Q, V):
                             nv = min(V, Q - v)  # the lanes of this piece of the row
-                            for i in range(i0):
-                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, nv)
-                            for i in range(i0, i1):
+                            for i in range(ph, ph + H):  # the rows that are not padding (copy_lanes writes
+                                # zeros in the padding columns, and reads nothing outside lo - v .. hi - v)
                                 copy_lanes(xf, np.uint64(src + i * W + v), panel, np.uint64(d + i * GQ + v),
                                            lo - v, hi - v, nv)
-                            for i in range(i1, Hp):
-                                copy_lanes(xf, np.uint64(0), panel, np.uint64(d + i * GQ + v), 0, 0, nv)
             for t0 in range(0, L, NR):
                 last = min(NR, L - t0)
+                # the kernel rows rlo <= r < rhi whose taps read a row that is not padding for some output
+                # row m0 .. m1 of the run (the others would add zeros: a wide zero border, as in an input
+                # gradient's, is a quarter of LeNet C2's taps)
+                m0, m1 = t0 // GQ, (t0 + last - 1) // GQ
+                rlo = max(0, -((m1 - ph) // dil_h))
+                rhi = max(rlo, min(R, -((m0 - ph - H) // dil_h)))
+                a0, a1 = rlo * CS, rhi * CS
                 for kb in range(KB):
-                    if 2 * last <= NR:  # a short tail: half the columns
-                        outer(ap[kb], panel, offs, t0, T, acc, MR, NR // 2, NR)
+                    if six and 2 * last <= NR:
+                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MS, NR // 2, NR)
+                    elif six:
+                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MS, NR, NR)
+                    elif 2 * last <= NR:  # a short tail: half the columns
+                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MR, NR // 2, NR)
                     else:
-                        outer(ap[kb], panel, offs, t0, T, acc, MR, NR, NR)
-                    store_wide_run(acc, y, n0, k0 + kb * MR, k0 + K, t0, last, GQ, Q, G, gn, bias, relu, z, MR, NR,
+                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MR, NR, NR)
+                    store_wide_run(acc, y, n0, k0 + kb * mr, k0 + K, t0, last, GQ, Q, G, gn, bias, relu, z, mr, NR,
                                    0, 1, 0, 1)
     return y
 
