@@ -109,11 +109,21 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
     BS = Hp * GQ  # one (c, s) block
     T = C * R * S
     CS = C * S
-    offs = np.empty(T, np.int64)  # tap (r, c, s): the taps of one kernel row are a contiguous range
-    for r in range(R):
-        for c in range(C):
+    # Taps in the order (c, s, r), or (r, c, s) where the padding rows are at least a quarter of the padded
+    # height: then the taps of one kernel row are a contiguous range, and the rows that read only padding
+    # for a whole run are skipped (LeNet C2's input gradient, 4 padding rows on each side of 10: a quarter
+    # of its taps; 0.49 -> 0.33 ms). Elsewhere (c, s, r) is faster (LeNet C1, 2 rows of 32: 0.176 vs 0.138 ms).
+    by_row = 8 * ph >= Hp
+    tap = np.empty((C, R, S), np.int64)
+    for c in range(C):
+        for r in range(R):
             for s in range(S):
-                offs[(r * C + c) * S + s] = (c * S + s) * BS + r * dil_h * GQ
+                tap[c, r, s] = (r * C + c) * S + s if by_row else (c * S + s) * R + r
+    offs = np.empty(T, np.int64)
+    for c in range(C):
+        for r in range(R):
+            for s in range(S):
+                offs[tap[c, r, s]] = (c * S + s) * BS + r * dil_h * GQ
     six = MS < MR and MT < K <= MS  # the six-row block (LeNet C1's forward, C2's input gradient)
     mr = MS if six else MR
     KB = (K + mr - 1) // mr
@@ -123,7 +133,7 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
         for c in range(C):
             for r in range(R):
                 for s in range(S):
-                    ap[kb, (r * C + c) * S + s, k - kb * mr] = w[k, c, r, s]
+                    ap[kb, tap[c, r, s], k - kb * mr] = w[k, c, r, s]
     qlo = np.empty(S, np.int64)  # kernel column s reads x for the outputs qlo[s] <= q < qhi[s] (padding elsewhere)
     qhi = np.empty(S, np.int64)
     for s in range(S):
@@ -132,14 +142,19 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
     size = C * S * BS
     items = (N + G - 1) // G
     parts = min(items, parts)
-    # zeros: the padding rows of every block stay zero (they are never written), as do the NR values past the
-    # panel that the last run reads (for positions it does not store)
-    panels = np.zeros((parts, size + NR), x.dtype)
+    panels = np.empty((parts, size + NR), x.dtype)
     xf = x.reshape(N * Cx * H * W)
     z = np.zeros(1, y.dtype)[0]
     for part in prange(parts):  # each part owns its panel and the outputs of its images
         panel = panels[part]
         acc = accumulators(y.dtype)
+        for i in range(size, size + NR):  # what the last run reads past the panel (for outputs it does not store)
+            panel[i] = 0
+        for b in range(CS):  # the padding rows of each block, zero for every item (the items write the others)
+            for i in range(Hp):
+                if i < ph or i >= ph + H:
+                    for j in range(b * BS + i * GQ, b * BS + (i + 1) * GQ):
+                        panel[j] = 0
         for it in range(part * items // parts, (part + 1) * items // parts):
             n0 = it * G
             gn = min(G, N - n0)  # the last item may have fewer images: the rest of its panel is zeros
@@ -165,7 +180,7 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
                 m0, m1 = t0 // GQ, (t0 + last - 1) // GQ
                 rlo = max(0, -((m1 - ph) // dil_h))
                 rhi = max(rlo, min(R, -((m0 - ph - H) // dil_h)))
-                a0, a1 = rlo * CS, rhi * CS
+                a0, a1 = (rlo * CS, rhi * CS) if by_row else (0, T)
                 for kb in range(KB):
                     if six and 2 * last <= NR:
                         outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MS, NR // 2, NR)
