@@ -150,8 +150,8 @@ def test_products_use_512_bit_vectors():
     assert sum("zmm" in ln for ln in packed) >= max(1, sum("ymm" in ln for ln in packed)), packed
 
 
-def _run(code, **env):
-    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTCONV_NO_CACHE="1", **env),
+def _run(code, cwd, **env):
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTCONV_NO_CACHE="1", **env), cwd=cwd,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout.strip()
@@ -170,15 +170,15 @@ print(cpu_target.target_context.codegen()._tm_features.endswith("-prefer-256-bit
 
 
 @pytest.mark.skipif(not _avx512_host() or CHOSEN_TARGET, reason="needs an AVX-512 CPU and Numba's default target")
-def test_vector_width_setting_respects_the_user():
+def test_vector_width_setting_respects_the_user(tmp_path):
     """The setting is made when fastconv is imported first; Numba code compiled earlier keeps Numba's default
     (with a warning, except on AMD's Zen, where the default is already 512-bit); a user's NUMBA_CPU_FEATURES
     is left as it is."""
     from llvmlite import binding as llvm
 
-    assert _run(FEATURES.format(before="")) == "True False"
+    assert _run(FEATURES.format(before=""), tmp_path) == "True False"
     compiled_first = "import numba\nnumba.njit(lambda a: a + 1)(1)"
     zen = llvm.get_host_cpu_name().startswith("znver")
-    assert _run(FEATURES.format(before=compiled_first)) == f"False {not zen}"
+    assert _run(FEATURES.format(before=compiled_first), tmp_path) == f"False {not zen}"
     host = llvm.get_host_cpu_features().flatten()
-    assert _run(FEATURES.format(before=""), NUMBA_CPU_FEATURES=host) == "False False"
+    assert _run(FEATURES.format(before=""), tmp_path, NUMBA_CPU_FEATURES=host) == "False False"
