@@ -18,7 +18,7 @@ from numba import get_num_threads, prange
 from ..config import cpu_kernel
 from .blocks import MR, MS, MT, NR, V
 from .intrinsics import copy_lanes
-from .micro import accumulators, outer, outer_acc
+from .micro import accumulators, outer_acc, outer_rows
 from .product import store_wide_run, unpacked_product
 from .ranges import inside
 from .taps import forward_taps, tap_offsets, transpose_weights
@@ -114,16 +114,14 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
     # for a whole run are skipped (LeNet C2's input gradient, 4 padding rows on each side of 10: a quarter
     # of its taps; 0.49 -> 0.33 ms). Elsewhere (c, s, r) is faster (LeNet C1, 2 rows of 32: 0.176 vs 0.138 ms).
     by_row = 8 * ph >= Hp
-    tap = np.empty((C, R, S), np.int64)
-    for c in range(C):
-        for r in range(R):
-            for s in range(S):
-                tap[c, r, s] = (r * C + c) * S + s if by_row else (c * S + s) * R + r
+    tap = np.empty((C, R, S), np.int64)  # tap (c, r, s)'s place in that order, and where it reads the panel
     offs = np.empty(T, np.int64)
     for c in range(C):
         for r in range(R):
             for s in range(S):
-                offs[tap[c, r, s]] = (c * S + s) * BS + r * dil_h * GQ
+                t = (r * C + c) * S + s if by_row else (c * S + s) * R + r
+                tap[c, r, s] = t
+                offs[t] = (c * S + s) * BS + r * dil_h * GQ
     six = MS < MR and MT < K <= MS  # the six-row block (LeNet C1's forward, C2's input gradient)
     mr = MS if six else MR
     KB = (K + mr - 1) // mr
@@ -181,15 +179,8 @@ def _unfolded(x, w, bias, y, ph, pw, dil_h, dil_w, G, parts, relu, c0, k0):
                 rlo = max(0, -((m1 - ph) // dil_h))
                 rhi = max(rlo, min(R, -((m0 - ph - H) // dil_h)))
                 a0, a1 = (rlo * CS, rhi * CS) if by_row else (0, T)
-                for kb in range(KB):
-                    if six and 2 * last <= NR:
-                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MS, NR // 2, NR)
-                    elif six:
-                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MS, NR, NR)
-                    elif 2 * last <= NR:  # a short tail: half the columns
-                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MR, NR // 2, NR)
-                    else:
-                        outer(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, MR, NR, NR)
+                for kb in range(KB):  # (a short tail: half the columns)
+                    outer_rows(ap[kb, a0:a1], panel, offs[a0:a1], t0, a1 - a0, acc, six, 2 * last <= NR)
                     store_wide_run(acc, y, n0, k0 + kb * mr, k0 + K, t0, last, GQ, Q, G, gn, bias, relu, z, mr, NR,
                                    0, 1, 0, 1)
     return y

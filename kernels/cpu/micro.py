@@ -19,7 +19,7 @@ import numpy as np
 from numba import carray
 
 from ..config import cpu_kernel
-from .blocks import ACC, MR, NR
+from .blocks import ACC, MR, MS, NR
 from .intrinsics import stack_alloc
 
 
@@ -48,6 +48,20 @@ def outer(A, X, offs, t0, kc, acc, mr, nc, ld):
             bj = X[o + np.uint64(j)]
             for i in range(mr):
                 acc[i * ld + j] += a[i] * bj
+
+
+@cpu_kernel(parallel=False, inline=True)
+def outer_rows(A, X, offs, t0, kc, acc, six, half):
+    """``outer`` on the MR-row block, or on the six-row one (``six``), over its NR columns or, for a run's
+    short tail (``half``), its first NR/2: one call per shape, so that each keeps its fixed trip counts."""
+    if six and half:
+        outer(A, X, offs, t0, kc, acc, MS, NR // 2, NR)
+    elif six:
+        outer(A, X, offs, t0, kc, acc, MS, NR, NR)
+    elif half:
+        outer(A, X, offs, t0, kc, acc, MR, NR // 2, NR)
+    else:
+        outer(A, X, offs, t0, kc, acc, MR, NR, NR)
 
 
 @cpu_kernel(parallel=False, inline=True)

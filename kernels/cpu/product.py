@@ -12,7 +12,7 @@ from numba import prange
 from ..config import cpu_kernel
 from .blocks import MR, MS, MT, NR, NT, V
 from .intrinsics import store_lanes
-from .micro import accumulators, outer
+from .micro import accumulators, outer, outer_rows
 from .taps import pack_weights
 
 
@@ -144,13 +144,7 @@ def unpacked_product(xf, img, Hp, Wp, offs, rows, tstart, wt, bias, y, grids, op
                     outer(ap[kb, k0:k1], panel, seq, 0, k1 - k0, acc, MR, NR, NR)
                 elif thin:
                     outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MT, NT, NT)
-                elif six and 2 * last <= NR:
-                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MS, NR // 2, NR)
-                elif six:
-                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MS, NR, NR)
-                elif 2 * last <= NR:  # a short tail: half the columns
-                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MR, NR // 2, NR)
-                else:
-                    outer(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, MR, NR, NR)
+                else:  # (a short tail: half the columns)
+                    outer_rows(ap[kb, k0:k1], xf, offs[k0:k1], start, k1 - k0, acc, six, 2 * last <= NR)
                 store_wide_run(acc, y, n, kb * mr, K, t0, last, Wp, Q, 1, 1, bias, relu, z, mr, nr, oy, sy, ox, sx)
     return y
