@@ -172,15 +172,16 @@ def test_unfolded_forward_is_chosen_for_short_rows():
 
 
 def test_weight_grad_path_rule():
-    """The dot-product dW for fewer output channels than half a block, and for half a block with rows at
-    least a block wide (ResNet-20's first stage); the broadcast kernel otherwise (LeNet C2's short rows)."""
+    """The dot-product dW where the broadcast kernel's narrow block (NR/2 channels wide) would be less than
+    half full; the broadcast kernel otherwise, whatever the row width."""
     from fastconv.kernels.cpu import plan
     from fastconv.kernels.cpu.blocks import NR
 
-    assert plan.weight_grad_path(NR // 2 - 1, 10) == "dot"
-    assert plan.weight_grad_path(NR // 2, NR) == "dot"
-    assert plan.weight_grad_path(NR // 2, 10) == "broadcast"
-    assert plan.weight_grad_path(NR, 4 * NR) == "broadcast"
+    assert plan.weight_grad_path(1) == "dot"
+    assert plan.weight_grad_path(NR // 4 - 1) == "dot"
+    assert plan.weight_grad_path(NR // 4) == "broadcast"
+    assert plan.weight_grad_path(NR // 2) == "broadcast"
+    assert plan.weight_grad_path(NR + 1) == "broadcast"
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, want", [

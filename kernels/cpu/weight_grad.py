@@ -14,7 +14,7 @@ from numba import prange
 from ..config import cpu_kernel
 from .blocks import MR, NR, V
 from .dot import dot3x5
-from .micro import accumulators, outer_acc
+from .micro import accumulators, outer_acc, outer_acc_pairs
 from .taps import tap_offsets
 
 KC = 256  # dW transposes about this many delta positions (whole output rows) at a time
@@ -34,7 +34,11 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
     from a table of where each position's patch starts) times NR contiguous deltas, from a small transposed
     copy of the delta (dyT[position, k]). Only real terms are paired, so 0 * Inf never occurs.
 
-    Work items are (group of output rows, block of NR channels): item (g, kb) transposes a few rows of its
+    With at most NR/2 output channels the blocks are NR/2 channels wide and run two positions at a time
+    (``outer_acc_pairs``), so that half of every vector is not spent on channels that do not exist (a
+    16-channel layer on AVX-512).
+
+    Work items are (group of output rows, block of channels): item (g, kb) transposes a few rows of its
     channels' delta at a time, then runs every block of MR taps over them (so the rows' inputs and deltas
     stay in cache), summing into its own partial block; the groups are added in order at the end. The
     grouping depends only on the shapes: the result is the same every run and for any thread count.
@@ -44,7 +48,9 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
     C = dw2.shape[1] // (R * S)
     CRS = C * R * S
     HW = Hp * Wp
-    KB = (K + NR - 1) // NR
+    narrow = 2 * K <= NR  # MR x NR/2 blocks, two at a time (``outer_acc_pairs``): no empty lanes
+    nr = NR // 2 if narrow else NR
+    KB = (K + nr - 1) // nr
     CB = (CRS + MR - 1) // MR
     offs = np.zeros(CB * MR, np.int64)  # taps past C*R*S read a real input but are never stored
     offs[:CRS] = tap_offsets(C, R, S, HW, Wp, dil_h, dil_w)
@@ -52,18 +58,18 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
     rows = N * P
     G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
     chunk = max(1, KC // Q)  # output rows per transposed chunk
-    uNR = np.uint64(NR)
+    unr = np.uint64(nr)
     partial = np.zeros((G, CB, KB, MR * NR), dw2.dtype)
     bias = db.size > 0
     dbp = np.zeros((G, K), db.dtype)
-    for item in prange(G * KB):  # item (g, kb) owns partial[g, :, kb] and dbp[g, kb*NR : kb*NR + NR]
+    for item in prange(G * KB):  # item (g, kb) owns partial[g, :, kb] and dbp[g, kb*nr : kb*nr + nr]
         g = item // KB
         kb = item - g * KB
-        k0 = kb * NR
-        nk = min(NR, K - k0)
+        k0 = kb * nr
+        nk = min(nr, K - k0)
         acc = accumulators(dw2.dtype)
         ao = np.empty(MR, np.uint64)
-        dyT = np.zeros(chunk * Q * NR, dy.dtype)  # channels past K stay zero
+        dyT = np.zeros(chunk * Q * nr, dy.dtype)  # channels past K stay zero
         steps = np.empty(chunk * Q, np.uint64)  # where each position of the chunk reads, from its first one
         for r0 in range(g * rows // G, (g + 1) * rows // G, chunk):
             r1 = min(r0 + chunk, (g + 1) * rows // G)
@@ -78,7 +84,7 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
                 for j in range(nk):
                     src = dy[n, k0d + k0 + j, p]
                     for q in range(Q):
-                        dyT[((row - r0) * Q + q) * NR + j] = src[q]
+                        dyT[((row - r0) * Q + q) * nr + j] = src[q]
                     if bias:
                         sdb = dbp[g, k0 + j]
                         for q in range(Q):
@@ -90,15 +96,19 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
                     acc[t] = blk[t]
                 for i in range(MR):
                     ao[i] = base + offs[cb * MR + i]
-                outer_acc(xf, ao, steps, dyT, np.uint64(0), uNR, (r1 - r0) * Q, acc)  # the whole chunk at once
+                if narrow:  # the whole chunk at once
+                    outer_acc_pairs(xf, ao, steps, dyT, np.uint64(0), unr, (r1 - r0) * Q, acc)
+                else:
+                    outer_acc(xf, ao, steps, dyT, np.uint64(0), unr, (r1 - r0) * Q, acc)
                 for t in range(MR * NR):
                     blk[t] = acc[t]
     for g in range(G):  # fixed order
         for k in range(K):
-            kb = k // NR
+            kb = k // nr
             for i in range(CRS):
                 cb = i // MR
-                dw2[k, i] += partial[g, cb, kb, (i - cb * MR) * NR + k - kb * NR]
+                e = (i - cb * MR) * NR + k - kb * nr
+                dw2[k, i] += partial[g, cb, kb, e] + partial[g, cb, kb, e + nr] if narrow else partial[g, cb, kb, e]
             if bias:
                 db[k] += dbp[g, k]
     return dw2
