@@ -84,9 +84,9 @@ def outer_acc(Xa, ao, ak, Xb, bo, sb, kc, acc):
 
 
 @cpu_kernel(parallel=False, inline=True)
-def outer_acc_pairs(Xa, ao, ak, Xb, bo, sb, kc, acc):
-    """``outer_acc`` onto NR/2 columns (sb = NR/2: Xb's rows are contiguous), two steps at a time:
-    acc[i*NR + e*NR/2 + j] += sum over the steps k = e (mod 2) of Xa[ao[i] + ak[k]] * Xb[bo + k*sb + j], for
+def outer_acc_pairs(Xa, ao, ak, Xb, bo, kc, acc):
+    """``outer_acc`` onto NR/2 columns, Xb's rows contiguous (NR/2 apart), two steps at a time:
+    acc[i*NR + e*NR/2 + j] += sum over the steps k = e (mod 2) of Xa[ao[i] + ak[k]] * Xb[bo + k*NR/2 + j], for
     e < 2, i < MR, j < NR/2 (the caller adds the two halves of each row). For products onto at most NR/2
     columns (a 16-channel dW on AVX-512): the full block would leave half of every vector empty, and a block
     of 2*MR rows would need 2*MR row offsets, more than there are integer registers (the rest are reloaded
@@ -95,14 +95,14 @@ def outer_acc_pairs(Xa, ao, ak, Xb, bo, sb, kc, acc):
     h = NR // 2
     for k2 in range(kc // 2):  # steps k and k + 1: their NR/2 columns are one row of NR
         k = 2 * k2
-        o = bo + np.uint64(k) * sb
+        o = bo + np.uint64(k * h)
         s0, s1 = ak[k], ak[k + 1]
         for j in range(NR):
             bj = Xb[o + np.uint64(j)]
             for i in range(MR):
                 acc[i * NR + j] += Xa[ao[i] + (s0 if j < h else s1)] * bj
     if kc % 2:
-        o = bo + np.uint64(kc - 1) * sb
+        o = bo + np.uint64((kc - 1) * h)
         s0 = ak[kc - 1]
         for j in range(h):
             bj = Xb[o + np.uint64(j)]

@@ -146,8 +146,8 @@ def weight_grad_path(K):
     broadcast kernel's vectors over K would be used (under NR/4 channels: its narrow block is NR/2 wide), else
     "broadcast". A measured choice (``wisdom``) overrides it; "dot" runs only on finite inputs (``_finite``).
     Measured on a 2-core Intel Xeon (AVX-512, batch 64), broadcast vs dot: 1 -> 6 channels 5x5 on 32x32
-    2.40 vs 0.45 ms, 16 -> 8 on 32x32 1.52 vs 1.54, 3 -> 16 0.67 vs 0.65, ResNet-20's 16 -> 16 on 32x32 1.75 vs
-    2.62, a 64 -> 64 3x3 in 4 groups (batch 16, 28x28) 1.55 vs 2.70."""
+    0.57 vs 0.47 ms, 16 -> 8 on 32x32 1.60 vs 1.62, 3 -> 16 0.66 vs 0.64, ResNet-20's 16 -> 16 on 32x32 1.70 vs
+    2.62, LeNet C2 0.24 vs 2.53, a 64 -> 64 3x3 in 4 groups (batch 16, 28x28) 1.44 vs 2.64."""
     return "dot" if 4 * K < NR else "broadcast"
 
 

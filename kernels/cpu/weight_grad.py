@@ -58,7 +58,6 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
     rows = N * P
     G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
     chunk = max(1, KC // Q)  # output rows per transposed chunk
-    unr = np.uint64(nr)
     partial = np.zeros((G, CB, KB, MR * NR), dw2.dtype)
     bias = db.size > 0
     dbp = np.zeros((G, K), db.dtype)
@@ -97,9 +96,9 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
                 for i in range(MR):
                     ao[i] = base + offs[cb * MR + i]
                 if narrow:  # the whole chunk at once
-                    outer_acc_pairs(xf, ao, steps, dyT, np.uint64(0), unr, (r1 - r0) * Q, acc)
+                    outer_acc_pairs(xf, ao, steps, dyT, np.uint64(0), (r1 - r0) * Q, acc)
                 else:
-                    outer_acc(xf, ao, steps, dyT, np.uint64(0), unr, (r1 - r0) * Q, acc)
+                    outer_acc(xf, ao, steps, dyT, np.uint64(0), np.uint64(NR), (r1 - r0) * Q, acc)
                 for t in range(MR * NR):
                     blk[t] = acc[t]
     for g in range(G):  # fixed order
