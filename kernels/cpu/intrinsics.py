@@ -107,6 +107,52 @@ def _masked_epilogue(typingctx, acc, a, dst, d, n, b, relu):
     return types.void(acc, a, dst, d, n, b, relu), codegen
 
 
+@intrinsic
+def _masked_transpose(typingctx, src, so, ss, dst, do, ds, nr, nc):
+    """dst[do + c*ds + r] = (src[so + r*ss + c] if r < nr else 0) for r < V and c < nc: V rows of nc values
+    (masked loads, which read nothing past nc lanes and no row at or past nr) transposed in registers (one
+    butterfly stage per bit of the lane index: stage b swaps bit b of the row and column indices) and stored
+    as nc whole vectors. No bounds checks (``transpose_lanes`` adds them under NUMBA_BOUNDSCHECK)."""
+    if not _float_arrays(src, dst):
+        return None
+
+    def codegen(context, builder, sig, args):
+        s, s0, sst, d, d0, dst_, nr_, nc_ = args
+        i64 = ir.IntType(64)
+        load, store = _masked_load_store(builder, sig.args[0].dtype)
+        cols = _lane_mask(context, builder, nc_, sig.args[7], "<")
+        rows = _lane_mask(context, builder, nr_, sig.args[6], "<")  # lane r: row r is read
+        s0 = context.cast(builder, s0, sig.args[1], types.int64)
+        sst = context.cast(builder, sst, sig.args[2], types.int64)
+        vecs = []
+        for r in range(V):
+            on = builder.extract_element(rows, ir.Constant(ir.IntType(32), r))
+            mask = builder.and_(cols, builder.select(on, ir.Constant(cols.type, [1] * V), ir.Constant(cols.type, None)))
+            at = builder.add(s0, builder.mul(sst, ir.Constant(i64, r)))
+            vecs.append(load(_vector_at(context, builder, sig.args[0], s, at), mask))
+        b = 1
+        while b < V:
+            lo = [c if c & b == 0 else V + c - b for c in range(V)]
+            hi = [c + b if c & b == 0 else V + c for c in range(V)]
+            for r in range(V):
+                if r & b == 0:
+                    a, c = vecs[r], vecs[r + b]
+                    vecs[r] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), lo))
+                    vecs[r + b] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), hi))
+            b *= 2
+        d0 = context.cast(builder, d0, sig.args[4], types.int64)
+        dst_ = context.cast(builder, dst_, sig.args[5], types.int64)
+        every = ir.Constant(cols.type, [1] * V)
+        for c in range(V):
+            on = builder.extract_element(cols, ir.Constant(ir.IntType(32), c))
+            mask = builder.select(on, every, ir.Constant(cols.type, None))
+            at = builder.add(d0, builder.mul(dst_, ir.Constant(i64, c)))
+            store(vecs[c], _vector_at(context, builder, sig.args[3], d, at), mask)
+        return context.get_dummy_value()
+
+    return types.void(src, so, ss, dst, do, ds, nr, nc), codegen
+
+
 _BOUNDSCHECK = bool(numba.config.BOUNDSCHECK)
 
 
@@ -132,3 +178,18 @@ def store_lanes(acc, a, dst, d, n, b, relu):
         if n > V or a + np.uint64(n) > acc.size or d + np.uint64(n) > dst.size:
             raise IndexError("store_lanes: lanes outside the arrays")
     _masked_epilogue(acc, a, dst, d, n, b, relu)
+
+
+@cpu_kernel(parallel=False, inline=True)
+def transpose_lanes(src, so, ss, dst, do, ds, nr, nc):
+    """dst[do + c*ds + r] = src[so + r*ss + c] for c < nc <= V, and zero for nr <= r < V (nr <= V): a V x nc
+    tile of a matrix transposed in registers, its rows read with masked loads (nothing past nc, no row past
+    nr), written as nc whole vectors of V. Checked under NUMBA_BOUNDSCHECK."""
+    if _BOUNDSCHECK:
+        if nr > V or nc > V or nc < 0 or nr < 0:
+            raise IndexError("transpose_lanes: a tile larger than a vector")
+        if nc > 0 and do + (nc - 1) * ds + V > dst.size:
+            raise IndexError("transpose_lanes: a store past the end of dst")
+        if nr > 0 and nc > 0 and so + (nr - 1) * ss + nc > src.size:
+            raise IndexError("transpose_lanes: a load past the end of src")
+    _masked_transpose(src, so, ss, dst, do, ds, nr, nc)

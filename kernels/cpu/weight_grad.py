@@ -14,6 +14,7 @@ from numba import prange
 from ..config import cpu_kernel
 from .blocks import MR, NR, V
 from .dot import dot3x5
+from .intrinsics import transpose_lanes
 from .micro import accumulators, outer_acc, outer_acc_pairs
 from .taps import tap_offsets
 
@@ -55,6 +56,8 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
     offs = np.zeros(CB * MR, np.int64)  # taps past C*R*S read a real input but are never stored
     offs[:CRS] = tap_offsets(C, R, S, HW, Wp, dil_h, dil_w)
     xf = xp.reshape(N * Cx * HW)
+    Kd = dy.shape[1]
+    dyf = dy.reshape(-1)
     rows = N * P
     G = max(1, min(GROUPS, (DW_ITEMS + KB - 1) // KB, rows))
     chunk = max(1, KC // Q)  # output rows per transposed chunk
@@ -80,15 +83,16 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
                 b = (n * Cx + c0) * HW + p * sh * Wp - base
                 for q in range(Q):
                     steps[(row - r0) * Q + q] = b + q * sw
-                for j in range(nk):
+                for j0 in range(0, nk, V):  # V channels x V positions at a time, transposed in registers
+                    for q0 in range(0, Q, V):
+                        transpose_lanes(dyf, (((n * Kd + k0d + k0 + j0) * P + p) * Q + q0), P * Q, dyT,
+                                        ((row - r0) * Q + q0) * nr + j0, nr, min(V, nk - j0), min(V, Q - q0))
+                for j in range(nk if bias else 0):
                     src = dy[n, k0d + k0 + j, p]
+                    sdb = dbp[g, k0 + j]
                     for q in range(Q):
-                        dyT[((row - r0) * Q + q) * nr + j] = src[q]
-                    if bias:
-                        sdb = dbp[g, k0 + j]
-                        for q in range(Q):
-                            sdb += src[q]
-                        dbp[g, k0 + j] = sdb
+                        sdb += src[q]
+                    dbp[g, k0 + j] = sdb
             for cb in range(CB):
                 blk = partial[g, cb, kb]
                 for t in range(MR * NR):
@@ -101,14 +105,31 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
                     outer_acc(xf, ao, steps, dyT, np.uint64(0), np.uint64(NR), (r1 - r0) * Q, acc)
                 for t in range(MR * NR):
                     blk[t] = acc[t]
-    for g in range(G):  # fixed order
+    for blk in prange(CB * KB):  # each block of taps x channels owns its entries of dw2
+        cb = blk // KB
+        kb = blk - cb * KB
+        i0, k0 = cb * MR, kb * nr
+        ni, nk = min(MR, CRS - i0), min(nr, K - k0)
+        tmp = np.empty(MR * NR, dw2.dtype)  # dw2's entries of the block, laid out as a partial block
+        for i in range(ni):
+            for j in range(nk):
+                tmp[i * NR + j] = dw2[k0 + j, i0 + i]
+        for g in range(G):  # fixed order: contiguous reads of each group's partial block
+            src = partial[g, cb, kb]
+            for i in range(ni):
+                e = i * NR
+                if narrow:
+                    for j in range(nk):
+                        tmp[e + j] += src[e + j] + src[e + j + nr]
+                else:
+                    for j in range(nk):
+                        tmp[e + j] += src[e + j]
+        for i in range(ni):
+            for j in range(nk):
+                dw2[k0 + j, i0 + i] = tmp[i * NR + j]
+    if bias:
         for k in range(K):
-            kb = k // nr
-            for i in range(CRS):
-                cb = i // MR
-                e = (i - cb * MR) * NR + k - kb * nr
-                dw2[k, i] += partial[g, cb, kb, e] + partial[g, cb, kb, e + nr] if narrow else partial[g, cb, kb, e]
-            if bias:
+            for g in range(G):
                 db[k] += dbp[g, k]
     return dw2
 
