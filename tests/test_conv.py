@@ -153,6 +153,32 @@ def test_store_lanes(dtype):
         np.testing.assert_array_equal(dst, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transpose_lanes(dtype):
+    """The register transpose behind dW's delta layout: dst[do + c*ds + r] = src[so + r*ss + c] for c < nc,
+    zero for rows nr <= r < V, and nothing written outside the nc vectors of V (nor any row of src read past
+    nr: those rows lie past the end of src here)."""
+    from numba import njit
+
+    from fastconv.kernels.cpu.blocks import V
+    from fastconv.kernels.cpu.intrinsics import transpose_lanes
+
+    @njit
+    def transpose(src, so, ss, dst, do, ds, nr, nc):
+        transpose_lanes(src, so, ss, dst, do, ds, nr, nc)
+
+    for so, ss, do, ds, nr, nc in [(0, V, 0, V, V, V), (3, V + 5, 2, 2 * V, V - 3, 5), (1, 7, V, V + 1, 2, V),
+                                   (0, V, 0, V, 1, 1), (4, V, 3, V, V, 0)]:
+        src = np.arange(1, so + max(nr - 1, 0) * ss + nc + 1, dtype=dtype)  # ends at the last element read
+        dst = np.full(do + V * ds + V, -1.0, dtype)
+        transpose(src, so, ss, dst, do, ds, nr, nc)
+        want = np.full(dst.size, -1.0, dtype)
+        for c in range(nc):
+            for r in range(V):
+                want[do + c * ds + r] = src[so + r * ss + c] if r < nr else 0
+        np.testing.assert_array_equal(dst, want)
+
+
 def test_unfolded_forward_is_chosen_for_short_rows():
     """conv2d takes the unfolded forward where the padded-width layout would waste a twentieth of each row or
     more (LeNet C2: 4 of 14 columns; 2 of 30 on 28x28 with padding 1), and not for a copy over 512 KB, rows
