@@ -1,7 +1,8 @@
-"""LLVM intrinsics written as Numba intrinsics: a stack buffer for the micro-kernel's accumulators, and two
+"""LLVM intrinsics written as Numba intrinsics: a stack buffer for the micro-kernel's accumulators, two
 masked-vector primitives that move at most one vector and touch nothing past their lanes, for rows shorter
 than a vector: ``copy_lanes`` (a row of a gather, zeros where it runs into padding) and ``store_lanes`` (a
-block's epilogue: bias, ReLU). These are the only hand-written IR in the kernels.
+block's epilogue: bias, ReLU), and ``transpose_lanes``, a tile of V rows transposed in registers (dW's delta
+laid out channel-fastest). These are the only hand-written IR in the kernels.
 """
 import numba
 import numpy as np
