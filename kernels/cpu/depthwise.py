@@ -37,7 +37,7 @@ def _fill_planes(buf, x, n, c0, J, top, left, Hp, Wp):
 
 
 @cpu_kernel
-def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, parts, relu):
+def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, bufs, relu):
     """y[n, o, p, q] = bias[o] + sum over the taps t of wt[o, t, 0] * plane[offs[t] + p*Wp + q], where
     ``plane`` holds the J input planes o*J // D .. + J - 1 of image n, each placed at (top, left) of an
     Hp x Wp zero plane. An output row is computed NT columns at a time (``micro.outer`` with a one-row block:
@@ -45,13 +45,15 @@ def depthwise_unpacked(x, top, left, Hp, Wp, offs, wt, bias, y, J, D, parts, rel
 
     The forward has J = 1, D = m (output plane o reads input plane o // m, taps (r, s)); the input gradient
     has J = m, D = 1 (input plane c gathers the m delta planes c*m + j, each with its flipped taps: offs[j*R*S
-    + t] includes j*Hp*Wp). The items (output planes) are split into ``parts`` ranges, one per thread, each
-    with its own zero-bordered buffer, allocated once: the input is read once and never padded in memory."""
+    + t] includes j*Hp*Wp). The items (output planes) are split into one range per row of ``bufs``, each
+    with its own zero-filled buffer of at least J*Hp*Wp + NT values (NT of slack: a row's last block reads
+    past its end), given by the caller (``plan.plane_buffers``: rows a multiple of V wide and aligned, so
+    that the middle tap's loads do not split cache lines): the input is read once and never padded in
+    memory."""
     N, O, P, Q = y.shape
     T = offs.size
     items = N * O
-    parts = max(1, min(parts, items))
-    bufs = np.zeros((parts, J * Hp * Wp + NT), x.dtype)  # NT of slack: a row's last block reads past its end
+    parts = bufs.shape[0]
     for part in prange(parts):  # each part owns its buffer and its output planes
         buf = bufs[part]
         acc = accumulators(y.dtype)

@@ -9,7 +9,7 @@ from numba import get_num_threads
 
 from .. import ENTRY_POINTS
 from . import buffers, wisdom
-from .blocks import MT, NR
+from .blocks import MT, NR, NT, V
 from .depthwise import (
     depthwise_backward_input,
     depthwise_backward_weight,
@@ -297,6 +297,19 @@ def _depthwise_taps(R, S, Wp, dil_h, dil_w):
     return (np.arange(R)[:, None] * dil_h * Wp + np.arange(S)[None, :] * dil_w).reshape(-1).astype(np.int64)
 
 
+def plane_buffers(parts, J, Hp, Wp, S, dil_w, dtype):
+    """Zero-filled plane buffers for ``depthwise_unpacked``, one row per part, and the row width Wb >= Wp they
+    use: a multiple of the vector width, each buffer placed so that the middle kernel column's reads
+    (element ((S - 1) // 2) * dil_w of each row, and every NT columns on) start on a 64-byte line."""
+    Wb = -(-Wp // V) * V
+    size = -(-(J * Hp * Wb + NT) // V) * V
+    item = np.dtype(dtype).itemsize
+    raw = np.zeros(parts * size + 2 * V + 64 // item, dtype)
+    lead = ((S - 1) // 2) * dil_w
+    shift = (-(raw.ctypes.data // item + lead)) % (64 // item)
+    return raw[shift : shift + parts * size].reshape(parts, size), Wb
+
+
 def _depthwise_forward(x, w, b, y, stride, padding, dilation, relu):
     (sh, sw), (ph, pw), (dil_h, dil_w) = stride, padding, dilation
     x = contiguous(x)
@@ -304,10 +317,11 @@ def _depthwise_forward(x, w, b, y, stride, padding, dilation, relu):
         return depthwise_forward(x, contiguous(w), b, y, sh, sw, ph, pw, dil_h, dil_w, relu)
     N, C, H, W = x.shape
     K, _, R, S = w.shape
-    Hp, Wp = H + 2 * ph, W + 2 * pw
+    Hp = H + 2 * ph
+    bufs, Wb = plane_buffers(min(get_num_threads(), N * K), 1, Hp, W + 2 * pw, S, dil_w, x.dtype)
     wt = np.ascontiguousarray(w.reshape(K, R * S, 1))
-    return depthwise_unpacked(x, ph, pw, Hp, Wp, _depthwise_taps(R, S, Wp, dil_h, dil_w), wt, b, y, 1, K // C,
-                              get_num_threads(), relu)
+    return depthwise_unpacked(x, ph, pw, Hp, Wb, _depthwise_taps(R, S, Wb, dil_h, dil_w), wt, b, y, 1, K // C,
+                              bufs, relu)
 
 
 def _depthwise_input_grad(dy, w, dx, stride, padding, dilation):
@@ -319,11 +333,12 @@ def _depthwise_input_grad(dy, w, dx, stride, padding, dilation):
     if (sh, sw) != (1, 1) or eh < ph or ew < pw:  # (a padding wider than the kernel: rows to crop)
         return depthwise_backward_input(contiguous(dy), contiguous(w), dx, sh, sw, ph, pw, dil_h, dil_w)
     m = K // C
-    Hd, Wd = H + eh, W + ew  # the delta bordered by eh - ph rows and ew - pw columns
+    Hd = H + eh  # the delta bordered by eh - ph rows and ew - pw columns
+    bufs, Wd = plane_buffers(min(get_num_threads(), N * C), m, Hd, W + ew, S, dil_w, dx.dtype)
     offs = (np.arange(m)[:, None] * Hd * Wd + _depthwise_taps(R, S, Wd, dil_h, dil_w)[None, :]).reshape(-1)
     wt = np.ascontiguousarray(w[:, 0, ::-1, ::-1].reshape(C, m * R * S, 1))  # the flipped taps, m per input
     return depthwise_unpacked(contiguous(dy), eh - ph, ew - pw, Hd, Wd, offs, wt, np.zeros(C, dx.dtype), dx, m, 1,
-                              get_num_threads(), False)
+                              bufs, False)
 
 
 def _depthwise_weight_grad(dy, x, dw, db, stride, padding, dilation):
