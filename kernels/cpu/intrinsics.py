@@ -123,12 +123,13 @@ def _masked_transpose(typingctx, src, so, ss, dst, do, ds, nr, nc):
         load, store = _masked_load_store(builder, sig.args[0].dtype)
         cols = _lane_mask(context, builder, nc_, sig.args[7], "<")
         rows = _lane_mask(context, builder, nr_, sig.args[6], "<")  # lane r: row r is read
+        every, none = ir.Constant(cols.type, [1] * V), ir.Constant(cols.type, None)
         s0 = context.cast(builder, s0, sig.args[1], types.int64)
         sst = context.cast(builder, sst, sig.args[2], types.int64)
         vecs = []
         for r in range(V):
             on = builder.extract_element(rows, ir.Constant(ir.IntType(32), r))
-            mask = builder.and_(cols, builder.select(on, ir.Constant(cols.type, [1] * V), ir.Constant(cols.type, None)))
+            mask = builder.and_(cols, builder.select(on, every, none))
             at = builder.add(s0, builder.mul(sst, ir.Constant(i64, r)))
             vecs.append(load(_vector_at(context, builder, sig.args[0], s, at), mask))
         b = 1
@@ -143,10 +144,9 @@ def _masked_transpose(typingctx, src, so, ss, dst, do, ds, nr, nc):
             b *= 2
         d0 = context.cast(builder, d0, sig.args[4], types.int64)
         dst_ = context.cast(builder, dst_, sig.args[5], types.int64)
-        every = ir.Constant(cols.type, [1] * V)
         for c in range(V):
             on = builder.extract_element(cols, ir.Constant(ir.IntType(32), c))
-            mask = builder.select(on, every, ir.Constant(cols.type, None))
+            mask = builder.select(on, every, none)
             at = builder.add(d0, builder.mul(dst_, ir.Constant(i64, c)))
             store(vecs[c], _vector_at(context, builder, sig.args[3], d, at), mask)
         return context.get_dummy_value()

@@ -304,7 +304,7 @@ def plane_buffers(parts, J, Hp, Wp, S, dil_w, dtype):
     Wb = -(-Wp // V) * V
     size = -(-(J * Hp * Wb + NT) // V) * V
     item = np.dtype(dtype).itemsize
-    raw = np.zeros(parts * size + 2 * V + 64 // item, dtype)
+    raw = np.zeros(parts * size + 64 // item, dtype)  # (room for the shift below)
     lead = ((S - 1) // 2) * dil_w
     shift = (-(raw.ctypes.data // item + lead)) % (64 // item)
     return raw[shift : shift + parts * size].reshape(parts, size), Wb

@@ -87,18 +87,19 @@ def conv2d_backward_weight(xp, dy, dw2, R, S, sh, sw, dil_h, dil_w, db, c0, k0d)
                     for q0 in range(0, Q, V):
                         transpose_lanes(dyf, (((n * Kd + k0d + k0 + j0) * P + p) * Q + q0), P * Q, dyT,
                                         ((row - r0) * Q + q0) * nr + j0, nr, min(V, nk - j0), min(V, Q - q0))
-            row = r0
-            while bias and row < r1:  # the bias gradient: each channel's rows of one image are contiguous
-                n = row // P
-                p = row - n * P
-                seg = min(r1 - row, P - p)
-                for j in range(nk):
-                    o = np.uint64(((n * Kd + k0d + k0 + j) * P + p) * Q)
-                    sdb = dbp[g, k0 + j]
-                    for t in range(seg * Q):
-                        sdb += dyf[o + np.uint64(t)]
-                    dbp[g, k0 + j] = sdb
-                row += seg
+            if bias:  # the bias gradient: each channel's rows of one image are contiguous
+                row = r0
+                while row < r1:
+                    n = row // P
+                    p = row - n * P
+                    seg = min(r1 - row, P - p)
+                    for j in range(nk):
+                        o = np.uint64(((n * Kd + k0d + k0 + j) * P + p) * Q)
+                        sdb = dbp[g, k0 + j]
+                        for t in range(seg * Q):
+                            sdb += dyf[o + np.uint64(t)]
+                        dbp[g, k0 + j] = sdb
+                    row += seg
             for cb in range(CB):
                 blk = partial[g, cb, kb]
                 for t in range(MR * NR):
