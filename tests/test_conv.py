@@ -56,7 +56,8 @@ def test_lenet_shapes(rng, dtype):
     "shape, kw",
     [
         case("ragged-channel-blocks", (3, 5, 37, 11, 12, 3, 3), dict(padding=1)),  # several blocks of output channels, with ragged edges
-        case("phased-forward-three-dw-blocks", (2, 4, 70, 9, 10, 3, 2), dict(stride=2, padding=1)),  # the phased forward; three blocks in dW
+        case("three-dw-blocks", (2, 4, 70, 9, 10, 3, 2), dict(stride=2, padding=1)),  # three blocks in dW
+        case("phased-forward", (2, 4, 7, 9, 10, 3, 2), dict(stride=2, padding=1)),  # the strided forward in phases (few output channels)
         case("broadcast-forward", (2, 5, 17, 9, 10, 3, 3), dict(stride=2, padding=1)),  # the strided forward that broadcasts positions
         case("rows-longer-than-dw-panel", (2, 3, 33, 3, 270, 1, 3), dict()),  # rows longer than a dW panel (one row per chunk)
         case("outputs-all-padding", (2, 2, 17, 8, 9, 3, 3), dict(padding=(4, 1), dilation=(1, 2))),  # outputs that are all padding
@@ -179,6 +180,37 @@ def test_transpose_lanes(dtype):
         np.testing.assert_array_equal(dst, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_store_transposed(dtype):
+    """The broadcast forward's epilogue: dst[do + c*ds + r] = relu?(src[so + r*ss + c] + b[bo + c]) for r < nr
+    and c < nc, NaN kept, and nothing written outside those nr x nc elements (the rest of dst keeps its
+    sentinel, also between the columns, ds > nr)."""
+    from numba import njit
+
+    from fastconv.kernels.cpu.blocks import MR, V
+    from fastconv.kernels.cpu.intrinsics import store_transposed
+
+    @njit
+    def store(src, so, ss, dst, do, ds, nr, nc, b, bo, relu):
+        store_transposed(src, so, ss, dst, do, ds, nr, nc, b, bo, relu)
+
+    rng = np.random.default_rng(5)
+    for so, ss, do, ds, nr, nc, bo, relu in [(0, 2 * V, 0, MR, MR, V, 0, False), (V, 2 * V, 3, 11, MR - 3, V - 2, 5, True),
+                                             (2, V + 1, 0, V + 3, 1, 1, 0, True), (0, V, 7, MR, MR, 0, 1, False),
+                                             (1, V, 1, 9, 0, V, 2, True)]:
+        src = rng.standard_normal(so + (MR - 1) * ss + V).astype(dtype)
+        src[so + ss + 1] = np.nan
+        b = rng.standard_normal(bo + V).astype(dtype)
+        dst = np.full(do + V * ds + MR + 4, -7.0, dtype)
+        store(src, so, ss, dst, do, ds, nr, nc, b, bo, relu)
+        want = np.full(dst.size, -7.0, dtype)
+        for c in range(nc):
+            for r in range(nr):
+                v = src[so + r * ss + c] + b[bo + c]
+                want[do + c * ds + r] = 0 if relu and v < 0 else v
+        np.testing.assert_array_equal(dst, want)
+
+
 def test_unfolded_forward_is_chosen_for_short_rows():
     """conv2d takes the unfolded forward where the padded-width layout would waste a twentieth of each row or
     more (LeNet C2: 4 of 14 columns; 2 of 30 on 28x28 with padding 1), and not for a copy over 512 KB, rows
@@ -214,7 +246,8 @@ def test_weight_grad_path_rule():
     pytest.param((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2), "unfolded", id="lenet-c1"),
     pytest.param((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), "unfolded", id="lenet-c2"),
     pytest.param((32, 64, 28, 28), (64, 64, 3, 3), (1, 1), (1, 1), "phased", id="mid-wide-rows"),
-    pytest.param((8, 3, 112, 112), (64, 3, 7, 7), (2, 2), (3, 3), "phased", id="stem-stride-phases"),
+    pytest.param((8, 3, 112, 112), (64, 3, 7, 7), (2, 2), (3, 3), "broadcast", id="stem"),
+    pytest.param((8, 3, 32, 32), (7, 3, 3, 3), (2, 2), (1, 1), "phased", id="strided-few-output-channels"),
     pytest.param((8, 32, 28, 28), (32, 32, 3, 3), (2, 2), (1, 1), "broadcast", id="strided-many-channels"),
 ])
 def test_forward_kernel_path_on_this_cpu(x_shape, w_shape, stride, padding, want):

@@ -3,7 +3,7 @@
 - stride 1, short rows (``conv2d_forward_unfolded`` on ``_unfolded``): a few images at a time are copied into
   one block per kernel column, rows Q wide, so that every position computed is an output (the padded-width
   layout of the unpacked product computes S - 1 junk columns per row: 4 of 14 on LeNet's C2).
-- stride 1 otherwise, and strided inputs with few channels for their output channels (a stem layer): the input
+- stride 1 otherwise, and strided convolutions onto fewer output channels than half a block: the input
   is padded straight into its stride phases (``layout.pad_phases``; stride 1 has one phase, the padded input),
   and the convolution is a stride-1 product over the phase planes (``conv2d_forward_phased``, on
   ``product.unpacked_product``).
@@ -17,7 +17,7 @@ from numba import get_num_threads, prange
 
 from ..config import cpu_kernel
 from .blocks import MR, MS, MT, NR, V
-from .intrinsics import copy_lanes
+from .intrinsics import copy_lanes, store_transposed
 from .micro import accumulators, outer_acc, outer_rows
 from .product import store_wide_run, unpacked_product
 from .ranges import inside
@@ -39,10 +39,10 @@ def conv2d_forward_phased(xs, w, bias, y, sh, sw, dil_h, dil_w, relu):
 def conv2d_forward_broadcast(xp, w2, bias, y, R, S, sh, sw, dil_h, dil_w, relu):
     """Forward for any stride and dilation, y = bias + w2 (K, >= C*R*S) @ patches of the pre-padded xp, with
     the roles turned round: NR output channels are the vector and MR output positions of one row are
-    broadcast from the input in place (``outer_acc``), so strided taps need no packing. ``relu`` clamps at
-    zero in the epilogue, which stores each block transposed (positions are contiguous in y): that costs
-    about a fifth of the time on a stem layer, and is why inputs with few channels take
-    ``conv2d_forward_phased`` instead. Work items are output rows (n, p), each owning its outputs."""
+    broadcast from the input in place (``outer_acc``), so strided taps need no packing. The epilogue adds the
+    bias, clamps at zero if ``relu`` and stores each block transposed in registers (``store_transposed``:
+    positions are contiguous in y); scalar stores would take 10-20% of the time. Work items are output rows
+    (n, p), each owning its outputs."""
     N, C, Hp, Wp = xp.shape
     K = w2.shape[0]
     P, Q = y.shape[2], y.shape[3]
@@ -56,7 +56,8 @@ def conv2d_forward_broadcast(xp, w2, bias, y, R, S, sh, sw, dil_h, dil_w, relu):
     wf = wT.reshape(CRS * Kp)
     yf = y.reshape(N * K * P * Q)
     uKp = np.uint64(Kp)
-    z = np.zeros(1, y.dtype)[0]
+    bp = np.zeros(Kp, y.dtype)
+    bp[:K] = bias
     for row in prange(N * P):  # each item owns output row (n, p) of every channel
         n = row // P
         p = row - n * P
@@ -68,18 +69,15 @@ def conv2d_forward_broadcast(xp, w2, bias, y, R, S, sh, sw, dil_h, dil_w, relu):
             for i in range(MR):  # positions past the row's end repeat its last one (not stored)
                 ao[i] = base + (q0 + min(i, nq - 1)) * sw
             for kb in range(KB):
+                k0 = kb * NR
                 for t in range(MR * NR):
                     acc[t] = 0
-                outer_acc(xf, ao, taps, wf, np.uint64(kb * NR), uKp, CRS, acc)
-                k0 = kb * NR
-                for j in range(min(NR, K - k0)):
-                    b = bias[k0 + j]
-                    o = np.uint64(((n * K + k0 + j) * P + p) * Q + q0)  # unsigned: no wraparound fix-ups
-                    for i in range(nq):
-                        v = acc[i * NR + j] + b
-                        if relu and v < 0:
-                            v = z
-                        yf[o + np.uint64(i)] = v
+                outer_acc(xf, ao, taps, wf, np.uint64(k0), uKp, CRS, acc)
+                # bias and ReLU, then each vector of channels stored with its nq positions contiguous
+                o = ((n * K + k0) * P + p) * Q + q0
+                store_transposed(acc, 0, NR, yf, o, P * Q, nq, min(V, K - k0), bp, k0, relu)
+                if K - k0 > V:
+                    store_transposed(acc, V, NR, yf, o + V * P * Q, P * Q, nq, min(V, K - k0 - V), bp, k0 + V, relu)
     return y
 
 

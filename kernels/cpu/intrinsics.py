@@ -1,8 +1,9 @@
 """LLVM intrinsics written as Numba intrinsics: a stack buffer for the micro-kernel's accumulators, two
 masked-vector primitives that move at most one vector and touch nothing past their lanes, for rows shorter
 than a vector: ``copy_lanes`` (a row of a gather, zeros where it runs into padding) and ``store_lanes`` (a
-block's epilogue: bias, ReLU), and ``transpose_lanes``, a tile of V rows transposed in registers (dW's delta
-laid out channel-fastest). These are the only hand-written IR in the kernels.
+block's epilogue: bias, ReLU), and two transposes in registers: ``transpose_lanes``, a tile of V rows (dW's
+delta laid out channel-fastest), and ``store_transposed``, the broadcast forward's epilogue (a block of
+positions by output channels stored positions-fastest). These are the only hand-written IR in the kernels.
 """
 import numba
 import numpy as np
@@ -12,7 +13,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..config import cpu_kernel
-from .blocks import V
+from .blocks import MR, V
 
 
 @intrinsic
@@ -154,6 +155,71 @@ def _masked_transpose(typingctx, src, so, ss, dst, do, ds, nr, nc):
     return types.void(src, so, ss, dst, do, ds, nr, nc), codegen
 
 
+RB = 8  # rows of a block that _block_epilogue transposes: at least MR, a power of two, at most V
+
+
+@intrinsic
+def _block_epilogue(typingctx, src, so, ss, dst, do, ds, nr, nc, b, bo, relu):
+    """dst[do + c*ds + r] = f(src[so + r*ss + c] + b[bo + c]) for r < nr <= MR and c < nc <= V, f clamping at
+    zero if relu (NaN stays NaN), nothing else written: a broadcast forward's block (positions by output
+    channels) stored with positions contiguous. The MR rows src[so + r*ss : + V] and b[bo : bo + V] are read
+    whole (plain vector loads, which keep a stack block in registers), transposed in registers by three
+    butterfly stages (bits 0-2 of the row index swapped with those of the lane; rows MR .. RB-1 are zeros),
+    which leaves RB vectors of V/RB columns of RB lanes each, and each column is one masked store of its nr
+    lanes. No bounds checks (``store_transposed`` adds them under NUMBA_BOUNDSCHECK)."""
+    if not _float_arrays(src, dst, b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        s, s0, sst, d, d0, dst_, nr_, nc_, b_, b0, relu_ = args
+        i64 = ir.IntType(64)
+        _, store = _masked_load_store(builder, sig.args[0].dtype)
+        mty = ir.VectorType(ir.IntType(1), V)
+        none = ir.Constant(mty, None)
+        nr_ = context.cast(builder, nr_, sig.args[6], types.int64)
+        nc_ = context.cast(builder, nc_, sig.args[7], types.int64)
+        s0 = context.cast(builder, s0, sig.args[1], types.int64)
+        sst = context.cast(builder, sst, sig.args[2], types.int64)
+        align = sig.args[0].dtype.bitwidth // 8
+        vty = ir.VectorType(context.get_value_type(sig.args[0].dtype), V)
+        bias = builder.load(_vector_at(context, builder, sig.args[8], b_, context.cast(builder, b0, sig.args[9], types.int64)),
+                            align=align)
+        relu_ = context.cast(builder, relu_, sig.args[10], types.boolean)
+        vecs = []
+        for r in range(RB):  # whole rows (a plain load keeps a stack block in registers), zeros past MR
+            if r >= MR:
+                vecs.append(ir.Constant(vty, None))
+                continue
+            at = builder.add(s0, builder.mul(sst, ir.Constant(i64, r)))
+            v = builder.fadd(builder.load(_vector_at(context, builder, sig.args[0], s, at), align=align), bias)
+            clamp = builder.and_(builder.fcmp_ordered("<", v, ir.Constant(vty, None)), _splat(builder, relu_, mty))
+            vecs.append(builder.select(clamp, ir.Constant(vty, None), v))
+        b = 1
+        while b < RB:
+            lo = [c if c & b == 0 else V + c - b for c in range(V)]
+            hi = [c + b if c & b == 0 else V + c for c in range(V)]
+            for r in range(RB):
+                if r & b == 0:
+                    a, c = vecs[r], vecs[r + b]
+                    vecs[r] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), lo))
+                    vecs[r + b] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), hi))
+            b *= 2
+        # vecs[c % RB] lane (c // RB)*RB + r now holds src row r, column c
+        d0 = context.cast(builder, d0, sig.args[4], types.int64)
+        dst_ = context.cast(builder, dst_, sig.args[5], types.int64)
+        for h in range(V // RB):
+            rows = builder.and_(_lane_mask(context, builder, ir.Constant(i64, h * RB), types.int64, ">="),
+                                _lane_mask(context, builder, builder.add(nr_, ir.Constant(i64, h * RB)), types.int64, "<"))
+            for c0 in range(RB):
+                c = h * RB + c0
+                mask = builder.select(builder.icmp_signed(">", nc_, ir.Constant(i64, c)), rows, none)
+                at = builder.add(d0, builder.sub(builder.mul(dst_, ir.Constant(i64, c)), ir.Constant(i64, h * RB)))
+                store(vecs[c0], _vector_at(context, builder, sig.args[3], d, at), mask)
+        return context.get_dummy_value()
+
+    return types.void(src, so, ss, dst, do, ds, nr, nc, b, bo, relu), codegen
+
+
 _BOUNDSCHECK = bool(numba.config.BOUNDSCHECK)
 
 
@@ -194,3 +260,18 @@ def transpose_lanes(src, so, ss, dst, do, ds, nr, nc):
         if nr > 0 and nc > 0 and so + (nr - 1) * ss + nc > src.size:
             raise IndexError("transpose_lanes: a load past the end of src")
     _masked_transpose(src, so, ss, dst, do, ds, nr, nc)
+
+
+@cpu_kernel(parallel=False, inline=True)
+def store_transposed(src, so, ss, dst, do, ds, nr, nc, b, bo, relu):
+    """dst[do + c*ds + r] = src[so + r*ss + c] + b[bo + c] for r < nr <= MR and c < nc <= V, clamped at zero
+    if relu: a block of MR rows of V (all read) stored transposed, nothing written outside its nr x nc
+    elements. Checked under NUMBA_BOUNDSCHECK."""
+    if _BOUNDSCHECK:
+        if nr > MR or nc > V or nc < 0 or nr < 0:
+            raise IndexError("store_transposed: a block larger than MR x V")
+        if so + (MR - 1) * ss + V > src.size or bo + V > b.size:
+            raise IndexError("store_transposed: a load past the end of src or b")
+        if nr > 0 and nc > 0 and do + (nc - 1) * ds + nr > dst.size:
+            raise IndexError("store_transposed: a store past the end of dst")
+    _block_epilogue(src, so, ss, dst, do, ds, nr, nc, b, bo, relu)
