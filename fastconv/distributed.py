@@ -145,6 +145,10 @@ def shard(n_items, seed, epoch):
 def abort(message, code=1):
     """Report an error from this rank and end the whole job (no rank is left waiting in a collective)."""
     import sys
+    import time
 
     print(f"fastconv: rank {rank()} of {world_size()}: {message}", file=sys.stderr, flush=True)
+    # mpiexec forwards each rank's stderr on its own schedule and Abort ends the forwarding with the job: on a
+    # loaded machine the message was lost. The other ranks wait in a collective meanwhile.
+    time.sleep(1.0)
     comm().Abort(code)
