@@ -109,6 +109,22 @@ def _masked_epilogue(typingctx, acc, a, dst, d, n, b, relu):
     return types.void(acc, a, dst, d, n, b, relu), codegen
 
 
+def _butterflies(builder, vecs):
+    """Transposes in registers, in place: stage b (1, 2, 4, .. < len(vecs), a power of two at most V) swaps bit b
+    of the row index with bit b of the lane index, so that after all stages lane (l // n)*n + r of vecs[l % n]
+    holds what lane l of vecs[r] held (n = len(vecs); n = V is a whole V x V transpose)."""
+    i32v = ir.VectorType(ir.IntType(32), V)
+    b = 1
+    while b < len(vecs):
+        lo = ir.Constant(i32v, [c if c & b == 0 else V + c - b for c in range(V)])
+        hi = ir.Constant(i32v, [c + b if c & b == 0 else V + c for c in range(V)])
+        for r in range(len(vecs)):
+            if r & b == 0:
+                a, c = vecs[r], vecs[r + b]
+                vecs[r], vecs[r + b] = builder.shuffle_vector(a, c, lo), builder.shuffle_vector(a, c, hi)
+        b *= 2
+
+
 @intrinsic
 def _masked_transpose(typingctx, src, so, ss, dst, do, ds, nr, nc):
     """dst[do + c*ds + r] = (src[so + r*ss + c] if r < nr else 0) for r < V and c < nc: V rows of nc values
@@ -133,16 +149,7 @@ def _masked_transpose(typingctx, src, so, ss, dst, do, ds, nr, nc):
             mask = builder.and_(cols, builder.select(on, every, none))
             at = builder.add(s0, builder.mul(sst, ir.Constant(i64, r)))
             vecs.append(load(_vector_at(context, builder, sig.args[0], s, at), mask))
-        b = 1
-        while b < V:
-            lo = [c if c & b == 0 else V + c - b for c in range(V)]
-            hi = [c + b if c & b == 0 else V + c for c in range(V)]
-            for r in range(V):
-                if r & b == 0:
-                    a, c = vecs[r], vecs[r + b]
-                    vecs[r] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), lo))
-                    vecs[r + b] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), hi))
-            b *= 2
+        _butterflies(builder, vecs)
         d0 = context.cast(builder, d0, sig.args[4], types.int64)
         dst_ = context.cast(builder, dst_, sig.args[5], types.int64)
         for c in range(V):
@@ -184,7 +191,7 @@ def _block_epilogue(typingctx, src, so, ss, dst, do, ds, nr, nc, b, bo, relu):
         vty = ir.VectorType(context.get_value_type(sig.args[0].dtype), V)
         bias = builder.load(_vector_at(context, builder, sig.args[8], b_, context.cast(builder, b0, sig.args[9], types.int64)),
                             align=align)
-        relu_ = context.cast(builder, relu_, sig.args[10], types.boolean)
+        relu_ = _splat(builder, context.cast(builder, relu_, sig.args[10], types.boolean), mty)
         vecs = []
         for r in range(RB):  # whole rows (a plain load keeps a stack block in registers), zeros past MR
             if r >= MR:
@@ -192,18 +199,9 @@ def _block_epilogue(typingctx, src, so, ss, dst, do, ds, nr, nc, b, bo, relu):
                 continue
             at = builder.add(s0, builder.mul(sst, ir.Constant(i64, r)))
             v = builder.fadd(builder.load(_vector_at(context, builder, sig.args[0], s, at), align=align), bias)
-            clamp = builder.and_(builder.fcmp_ordered("<", v, ir.Constant(vty, None)), _splat(builder, relu_, mty))
+            clamp = builder.and_(builder.fcmp_ordered("<", v, ir.Constant(vty, None)), relu_)
             vecs.append(builder.select(clamp, ir.Constant(vty, None), v))
-        b = 1
-        while b < RB:
-            lo = [c if c & b == 0 else V + c - b for c in range(V)]
-            hi = [c + b if c & b == 0 else V + c for c in range(V)]
-            for r in range(RB):
-                if r & b == 0:
-                    a, c = vecs[r], vecs[r + b]
-                    vecs[r] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), lo))
-                    vecs[r + b] = builder.shuffle_vector(a, c, ir.Constant(ir.VectorType(ir.IntType(32), V), hi))
-            b *= 2
+        _butterflies(builder, vecs)
         # vecs[c % RB] lane (c // RB)*RB + r now holds src row r, column c
         d0 = context.cast(builder, d0, sig.args[4], types.int64)
         dst_ = context.cast(builder, dst_, sig.args[5], types.int64)
